@@ -1,0 +1,40 @@
+# Helpers shared by every target: warnings, sanitizers and the shared precompiled header.
+
+set(IPA_WARNINGS -Wall -Wextra -Wno-unused-parameter)
+if(IPA_WERROR)
+    list(APPEND IPA_WARNINGS -Werror)
+endif()
+
+if(IPA_SANITIZE)
+    add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer
+                        -fno-sanitize-recover=undefined)
+    add_link_options(-fsanitize=address,undefined)
+endif()
+
+# One PCH target; every library, app and test reuses it (same flags required).
+if(IPA_USE_PCH)
+    add_library(ipa_pch STATIC ${CMAKE_CURRENT_LIST_DIR}/pch_stub.cpp)
+    # Same usage requirements (defines, options) as every consumer, or GCC rejects the PCH.
+    target_link_libraries(ipa_pch PUBLIC torch ${IPA_YAML_TARGET} spdlog::spdlog
+                          nlohmann_json::nlohmann_json)
+    target_compile_options(ipa_pch PRIVATE ${IPA_WARNINGS})
+    target_precompile_headers(ipa_pch PRIVATE
+        <torch/torch.h> <nlohmann/json.hpp> <spdlog/spdlog.h>
+        <filesystem> <string> <vector> <map> <memory> <optional>)
+endif()
+
+function(ipa_target_defaults tgt)
+    target_compile_options(${tgt} PRIVATE ${IPA_WARNINGS})
+    if(IPA_USE_PCH)
+        target_precompile_headers(${tgt} REUSE_FROM ipa_pch)
+    endif()
+endfunction()
+
+# ipa_library(NAME SOURCES ... DEPS ...)
+function(ipa_library name)
+    cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+    add_library(${name} STATIC ${ARG_SOURCES})
+    target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR}/include)
+    target_link_libraries(${name} PUBLIC ${ARG_DEPS})
+    ipa_target_defaults(${name})
+endfunction()

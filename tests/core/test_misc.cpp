@@ -1,0 +1,141 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "ipa/core/atomic_file.h"
+#include "ipa/core/error.h"
+#include "ipa/core/logging.h"
+#include "ipa/core/run_context.h"
+#include "ipa/core/torch_compat.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct EnvGuard {
+    std::vector<std::string> names;
+    explicit EnvGuard(std::vector<std::string> n) : names(std::move(n)) {
+        for (const auto& v : names) ::unsetenv(v.c_str());
+    }
+    ~EnvGuard() {
+        for (const auto& v : names) ::unsetenv(v.c_str());
+    }
+};
+
+const std::vector<std::string> kDistVars = {
+    "RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID",
+    "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK"};
+
+TEST(RunContext, SingleProcessWithoutLauncherVariables) {
+    EnvGuard g(kDistVars);
+    const auto ctx = ipa::RunContext::from_env();
+    EXPECT_EQ(ctx.rank, 0);
+    EXPECT_EQ(ctx.world_size, 1);
+    EXPECT_TRUE(ctx.is_main());
+}
+
+TEST(RunContext, TorchrunThenSlurmThenOpenMpi) {
+    EnvGuard g(kDistVars);
+    ::setenv("SLURM_PROCID", "3", 1);
+    ::setenv("SLURM_NTASKS", "8", 1);
+    ::setenv("SLURM_LOCALID", "1", 1);
+    auto ctx = ipa::RunContext::from_env();
+    EXPECT_EQ(ctx.rank, 3);
+    EXPECT_EQ(ctx.world_size, 8);
+    EXPECT_EQ(ctx.local_rank, 1);
+    ::setenv("RANK", "5", 1);
+    ::setenv("WORLD_SIZE", "6", 1);
+    ctx = ipa::RunContext::from_env();  // torchrun's variables win
+    EXPECT_EQ(ctx.rank, 5);
+    EXPECT_EQ(ctx.world_size, 6);
+    EXPECT_EQ(ctx.local_rank, 5);
+}
+
+TEST(RunContext, InconsistentVariablesAreDistErrors) {
+    EnvGuard g(kDistVars);
+    ::setenv("RANK", "4", 1);
+    ::setenv("WORLD_SIZE", "4", 1);
+    EXPECT_THROW(ipa::RunContext::from_env(), ipa::DistError);
+    ::setenv("WORLD_SIZE", "x", 1);
+    EXPECT_THROW(ipa::RunContext::from_env(), ipa::DistError);
+    ::unsetenv("WORLD_SIZE");
+    EXPECT_THROW(ipa::RunContext::from_env(), ipa::DistError);
+}
+
+TEST(RunContext, ParsesDtypesAndDevices) {
+    EXPECT_EQ(ipa::parse_dtype("bf16"), torch::kBFloat16);
+    EXPECT_EQ(ipa::parse_dtype("fp32"), torch::kFloat);
+    EXPECT_EQ(ipa::dtype_name(torch::kBFloat16), "bf16");
+    EXPECT_THROW(ipa::parse_dtype("int4"), ipa::ConfigError);
+    EXPECT_TRUE(ipa::parse_device("cpu").is_cpu());
+    EXPECT_EQ(ipa::parse_device("cuda:1").index(), 1);
+    EXPECT_THROW(ipa::parse_device("tpu"), ipa::ConfigError);
+}
+
+TEST(Errors, ExitCodesPerClass) {
+    EXPECT_EQ(ipa::exit_code_for(ipa::ConfigError("x")), ipa::ExitCode::config);
+    EXPECT_EQ(ipa::exit_code_for(ipa::CheckpointError("x")), ipa::ExitCode::checkpoint);
+    EXPECT_EQ(ipa::exit_code_for(ipa::DataError("x")), ipa::ExitCode::data);
+    EXPECT_EQ(ipa::exit_code_for(ipa::DistError("x")), ipa::ExitCode::dist);
+    EXPECT_EQ(ipa::exit_code_for(std::runtime_error("x")), ipa::ExitCode::internal);
+    EXPECT_THROW(ipa::log::parse_level("loud"), ipa::ConfigError);
+    EXPECT_EQ(ipa::log::parse_level("debug"), spdlog::level::debug);
+}
+
+TEST(AtomicFile, CommitReplacesAndAbandonLeavesTargetIntact) {
+    const fs::path dir = fs::temp_directory_path() / "ipa_test_atomic";
+    fs::create_directories(dir);
+    const fs::path target = dir / "decisions.csv";
+    ipa::write_file_atomic(target, "v1\n");
+    EXPECT_EQ(ipa::read_file(target), "v1\n");
+    fs::path temp;
+    {
+        ipa::AtomicFile f(target);
+        temp = f.temp_path();
+        f.write("half-written");
+        EXPECT_TRUE(fs::exists(temp));
+        // no commit: simulated failure
+    }
+    EXPECT_FALSE(fs::exists(temp));
+    EXPECT_EQ(ipa::read_file(target), "v1\n");
+    ipa::write_file_atomic(target, "v2\n");
+    EXPECT_EQ(ipa::read_file(target), "v2\n");
+    EXPECT_THROW(ipa::read_file(dir / "missing"), ipa::DataError);
+    EXPECT_THROW(ipa::AtomicFile(dir / "no" / "such" / "dir" / "f"), ipa::DataError);
+    fs::remove_all(dir);
+}
+
+TEST(TorchCompat, AttentionMatchesReferenceWithAndWithoutMask) {
+    torch::manual_seed(0);
+    auto q = torch::randn({2, 3, 5, 8}, torch::kDouble);
+    auto k = torch::randn({2, 3, 7, 8}, torch::kDouble);
+    auto v = torch::randn({2, 3, 7, 8}, torch::kDouble);
+    auto out = ipa::compat::attention(q, k, v);
+    auto ref = ipa::compat::attention_reference(q, k, v);
+    EXPECT_LT((out - ref).abs().max().item<double>(), 1e-12);
+    // Key mask: the last 3 keys are padding.
+    auto mask = torch::ones({2, 1, 1, 7}, torch::kBool);
+    mask.index_put_({torch::indexing::Slice(), 0, 0, torch::indexing::Slice(4, 7)}, false);
+    out = ipa::compat::attention(q, k, v, mask);
+    ref = ipa::compat::attention_reference(q.narrow(2, 0, 5), k.narrow(2, 0, 4), v.narrow(2, 0, 4));
+    EXPECT_LT((out - ref).abs().max().item<double>(), 1e-12);
+}
+
+TEST(TorchCompat, AutocastGuardRestoresState) {
+    const bool before = ipa::compat::AutocastGuard::is_enabled(torch::kCPU);
+    {
+        ipa::compat::AutocastGuard g(torch::kCPU, torch::kBFloat16);
+        EXPECT_TRUE(ipa::compat::AutocastGuard::is_enabled(torch::kCPU));
+        auto y = torch::mm(torch::randn({4, 4}), torch::randn({4, 4}));
+        EXPECT_EQ(y.scalar_type(), torch::kBFloat16);
+    }
+    EXPECT_EQ(ipa::compat::AutocastGuard::is_enabled(torch::kCPU), before);
+    auto y = torch::mm(torch::randn({4, 4}), torch::randn({4, 4}));
+    EXPECT_EQ(y.scalar_type(), torch::kFloat);
+    EXPECT_FALSE(ipa::compat::torch_version().empty());
+}
+
+}  // namespace
