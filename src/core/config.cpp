@@ -177,7 +177,7 @@ std::vector<std::string> ConfigReader::keys() const {
 void ConfigReader::finish() const {
     std::vector<std::string> unknown;
     for (const auto& k : keys()) {
-        if (!used_->count(k)) unknown.push_back(key_path(k));
+        if (!used_->count(k)) unknown.push_back("'" + key_path(k) + "'");
     }
     if (unknown.empty()) return;
     std::vector<std::string> known(used_->begin(), used_->end());

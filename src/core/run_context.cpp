@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <ATen/Parallel.h>
+
 #include <cstdlib>
+#include <thread>
 
 #include "ipa/core/error.h"
 #include "ipa/core/torch_compat.h"
@@ -53,6 +56,14 @@ RunContext RunContext::from_env() {
         break;
     }
     return ctx;
+}
+
+int init_torch_threads() {
+    int n = 0;
+    if (const char* v = std::getenv("OMP_NUM_THREADS"); v && *v) n = std::atoi(v);
+    if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    at::set_num_threads(n);
+    return n;
 }
 
 c10::ScalarType parse_dtype(const std::string& name) {

@@ -25,6 +25,10 @@ struct RunContext {
     static RunContext from_env();
 };
 
+/// LibTorch intra-op threads: OMP_NUM_THREADS when set, else one per core. Call once
+/// from `main`. Returns the number used.
+int init_torch_threads();
+
 /// "fp32" | "float32" | "bf16" | "bfloat16" | "fp16" | "float16" → dtype; ConfigError otherwise.
 c10::ScalarType parse_dtype(const std::string& name);
 /// kFloat → "fp32", kBFloat16 → "bf16", …
