@@ -1,0 +1,109 @@
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/pimpl.h>
+
+#include <vector>
+
+#include "ipa/models/wan/attention_block.h"
+#include "ipa/models/wan/config.h"
+
+namespace ipa::models::wan {
+
+/// Inputs of one DiT forward (batched; every sample has the same latent size).
+struct WanInputs {
+    torch::Tensor x;             ///< [B, in_dim, F, H, W] noisy latents (H, W divisible by the patch)
+    torch::Tensor t;             ///< [B] timesteps in [0, 1000] (float)
+    torch::Tensor context;       ///< [B, L, text_dim] text embeddings, L ≤ text_len (zero-padded)
+    torch::Tensor vace_context;  ///< VACE: [B, vace_in_dim, F, H, W]
+    int64_t seq_len = -1;        ///< token padding length (-1: the token count)
+    double context_scale = 1.0;  ///< VACE hint multiplier
+    torch::Tensor clip_fea;      ///< i2v/flf2v: [B, 257 (·2), 1280]
+    torch::Tensor y;             ///< i2v/flf2v: conditioning latents concatenated to x on channels
+};
+
+/// The Wan 2.1 DiT velocity model. `named_parameters()` are the official checkpoint keys.
+/// Numerics follow the reference (wan-vace-spec §3.11): in bf16 mode the GEMM/conv weights
+/// are bf16 while time embedding, modulation, norms and head stay fp32, and the residual
+/// stream is fp32 after the first block; in fp32 mode everything is fp32.
+// ref: Wan2.1 wan/modules/model.py WanModel
+struct WanModelImpl : torch::nn::Module {
+    /// `init` places the freshly initialised parameters (e.g. directly on the GPU, or on
+    /// the meta device to list keys and shapes without allocating).
+    explicit WanModelImpl(WanConfig cfg, const torch::TensorOptions& init = {});
+    virtual ~WanModelImpl() = default;
+
+    /// -> velocity [B, out_dim, F, H, W] float32
+    torch::Tensor forward(const WanInputs& in);
+
+    /// Sets the compute dtype (fp32 or bf16) with the reference's fp32 islands.
+    void set_dtype(c10::ScalarType dtype);
+    c10::ScalarType dtype() const { return dtype_; }
+    /// Recompute each block in backward instead of storing its activations.
+    void set_gradient_checkpointing(bool on) { grad_checkpointing_ = on; }
+    bool gradient_checkpointing() const { return grad_checkpointing_; }
+    const WanConfig& config() const { return cfg_; }
+
+    /// Whether parameter `name` stays fp32 in bf16 mode.
+    static bool keeps_fp32(const std::string& name);
+
+    torch::nn::Module& as_module() { return *this; }
+
+    PatchEmbed patch_embedding{nullptr};
+    torch::nn::Sequential text_embedding{nullptr};  // 0 Linear, 1 GELU(tanh), 2 Linear
+    torch::nn::Sequential time_embedding{nullptr};  // 0 Linear, 1 SiLU, 2 Linear
+    torch::nn::Sequential time_projection{nullptr}; // 0 SiLU, 1 Linear
+    torch::nn::ModuleList blocks{nullptr};
+    Head head{nullptr};
+    MLPProj img_emb{nullptr};  // i2v / flf2v only
+
+protected:
+    /// Per-forward state the VACE subclass needs.
+    struct Prepared {
+        torch::Tensor tokens;  ///< [B, seq_len, D] patch-embedded, padded main tokens
+        BlockArgs args;
+        std::array<int64_t, 3> grid{};
+        int64_t seq_len = 0;
+        int64_t batch = 0;
+    };
+    /// VACE hints, one per entry of vace_layers (empty for the plain model).
+    virtual std::vector<torch::Tensor> compute_hints(const WanInputs& in, const Prepared& p) {
+        return {};
+    }
+    /// Applies `block` with or without gradient checkpointing.
+    torch::Tensor run_block(WanAttentionBlockImpl& block, const torch::Tensor& x, const BlockArgs& args);
+    torch::Tensor embed_tokens(PatchEmbed& embed, const torch::Tensor& video, int64_t seq_len);
+
+    WanConfig cfg_;
+    c10::ScalarType dtype_ = c10::kFloat;
+    bool grad_checkpointing_ = false;
+
+private:
+    torch::Tensor unpatchify(const torch::Tensor& x, const std::array<int64_t, 3>& grid) const;
+    void check_inputs(const WanInputs& in) const;
+};
+TORCH_MODULE(WanModel);
+
+/// Wan + VACE: control tokens from `vace_context` run through `vace_blocks`; hint j is
+/// added after main block vace_layers[j], times `context_scale`.
+// ref: Wan2.1 wan/modules/vace_model.py VaceWanModel
+struct VaceWanModelImpl : WanModelImpl {
+    explicit VaceWanModelImpl(WanConfig cfg, const torch::TensorOptions& init = {});
+    torch::nn::ModuleList vace_blocks{nullptr};
+    PatchEmbed vace_patch_embedding{nullptr};
+
+protected:
+    std::vector<torch::Tensor> compute_hints(const WanInputs& in, const Prepared& p) override;
+};
+TORCH_MODULE(VaceWanModel);
+
+/// Builds the right class for `cfg` (VaceWanModel when cfg.is_vace()).
+std::shared_ptr<WanModelImpl> make_wan_model(const WanConfig& cfg, const torch::TensorOptions& init = {});
+
+/// [cos(t·ω_k)…, sin(t·ω_k)…], ω_k = 10000^(−k/half), computed in float64 -> [B, dim] fp32.
+// ref: Wan2.1 wan/modules/model.py sinusoidal_embedding_1d
+torch::Tensor sinusoidal_embedding(int64_t dim, const torch::Tensor& t);
+
+}  // namespace ipa::models::wan

@@ -1,0 +1,138 @@
+#include "ipa/models/wan/layers.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+namespace ipa::models::wan {
+namespace F = torch::nn::functional;
+
+LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias, const torch::TensorOptions& o)
+    : in_features(in), out_features(out) {
+    // nn.Linear's default init (kaiming-uniform a=√5, uniform bias): real weights are loaded.
+    weight = register_parameter("weight", torch::empty({out, in}, o));
+    torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
+    if (with_bias) {
+        const double bound = 1.0 / std::sqrt(static_cast<double>(in));
+        bias = register_parameter("bias", torch::empty({out}, o).uniform_(-bound, bound));
+    }
+}
+
+torch::Tensor LinearImpl::forward_base(const torch::Tensor& x) {
+    return F::linear(x.to(weight.scalar_type()), weight, bias);
+}
+
+LoRAFactorImpl::LoRAFactorImpl(int64_t out, int64_t in, const torch::TensorOptions& o) {
+    weight = register_parameter("weight", torch::zeros({out, in}, o));
+}
+
+void LinearImpl::attach_lora(int64_t rank, double alpha) {
+    TORCH_CHECK(rank > 0, "LoRA rank must be positive, got ", rank);
+    TORCH_CHECK(!lora_merged, "attach_lora: the current adapter is merged into the weight; unmerge first");
+    const auto o = weight.options().dtype(torch::kFloat);
+    LoRAFactor a(rank, in_features, o);
+    LoRAFactor b(out_features, rank, o);
+    if (has_lora()) {
+        lora_A = replace_module("lora_A", a);
+        lora_B = replace_module("lora_B", b);
+    } else {
+        lora_A = register_module("lora_A", a);
+        lora_B = register_module("lora_B", b);
+    }
+    lora_alpha = alpha;
+    lora_multiplier = 1.0;
+    lora_enabled = true;
+    lora_merged_scale = 0.0;
+    ref_A = ref_B = torch::Tensor();
+    ref_scale = 0.0;
+    update_lora_scale();
+}
+
+void LinearImpl::detach_lora() {
+    if (!has_lora()) return;
+    TORCH_CHECK(!lora_merged, "detach_lora: the adapter is merged into the weight; unmerge first");
+    unregister_module("lora_A");
+    unregister_module("lora_B");
+    lora_A = nullptr;
+    lora_B = nullptr;
+    lora_alpha = lora_scale = ref_scale = 0.0;
+    lora_multiplier = 1.0;
+    lora_enabled = false;
+    ref_A = ref_B = torch::Tensor();
+}
+
+void LinearImpl::update_lora_scale() {
+    lora_scale = has_lora() ? lora_multiplier * lora_alpha / static_cast<double>(lora_rank()) : 0.0;
+}
+
+torch::Tensor LinearImpl::lora_A_weight() const { return has_lora() ? lora_A->weight : torch::Tensor(); }
+
+torch::Tensor LinearImpl::lora_B_weight() const { return has_lora() ? lora_B->weight : torch::Tensor(); }
+
+torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
+    // x [..., in] -> [..., out]; adapter: [..., in] -> [..., r] -> [..., out]
+    auto y = forward_base(x);
+    if (!has_lora()) return y;
+    torch::Tensor a, b;
+    double scale = 0.0;
+    if (ref_mode) {
+        if (!ref_A.defined()) return y;
+        if (ref_A.device() != weight.device()) {  // the model moved after the snapshot
+            ref_A = ref_A.to(weight.device());
+            ref_B = ref_B.to(weight.device());
+        }
+        a = ref_A;
+        b = ref_B;
+        scale = ref_scale;
+    } else {
+        if (!lora_enabled) return y;
+        a = lora_A->weight;
+        b = lora_B->weight;
+        scale = lora_scale;
+    }
+    if (scale == 0.0) return y;
+    // Adapter in its own (fp32) dtype; the sum is cast back to the base output dtype.
+    const auto delta = F::linear(F::linear(x.to(a.scalar_type()), a), b) * scale;
+    return (y.to(delta.scalar_type()) + delta).to(y.scalar_type());
+}
+
+PatchEmbedImpl::PatchEmbedImpl(int64_t in, int64_t out, std::array<int64_t, 3> p, const torch::TensorOptions& o)
+    : patch(p) {
+    weight = register_parameter("weight", torch::empty({out, in, p[0], p[1], p[2]}, o));
+    torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
+    const double bound = 1.0 / std::sqrt(static_cast<double>(in * p[0] * p[1] * p[2]));
+    bias = register_parameter("bias", torch::empty({out}, o).uniform_(-bound, bound));
+}
+
+torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& x) {
+    return F::conv3d(x.to(weight.scalar_type()), weight,
+                     F::Conv3dFuncOptions().bias(bias).stride({patch[0], patch[1], patch[2]}));
+}
+
+WanRMSNormImpl::WanRMSNormImpl(int64_t dim, double eps_, const torch::TensorOptions& o) : eps(eps_) {
+    weight = register_parameter("weight", torch::ones({dim}, o));
+}
+
+torch::Tensor WanRMSNormImpl::forward(const torch::Tensor& x) {
+    const auto xf = x.to(torch::kFloat);
+    const auto normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
+    return normed.to(x.scalar_type()) * weight;
+}
+
+WanLayerNormImpl::WanLayerNormImpl(int64_t dim_, double eps_, bool affine, const torch::TensorOptions& o)
+    : dim(dim_), eps(eps_) {
+    if (affine) {
+        weight = register_parameter("weight", torch::ones({dim}, o));
+        bias = register_parameter("bias", torch::zeros({dim}, o));
+    }
+}
+
+torch::Tensor WanLayerNormImpl::forward(const torch::Tensor& x) {
+    auto opts = F::LayerNormFuncOptions({dim}).eps(eps);
+    if (weight.defined()) opts = opts.weight(weight.to(torch::kFloat)).bias(bias.to(torch::kFloat));
+    return F::layer_norm(x.to(torch::kFloat), opts).to(x.scalar_type());
+}
+
+torch::Tensor gelu_tanh(const torch::Tensor& x) { return torch::gelu(x, "tanh"); }
+
+}  // namespace ipa::models::wan
