@@ -1,0 +1,111 @@
+// ipa-inspect: look inside checkpoints, adapters and tensors; run one model forward.
+//   ipa-inspect keys PATH [--grep S] [--json] [--totals]
+//   ipa-inspect check --model CFG|auto --weights PATH [--dtype fp32|bf16] [--non-strict]
+//   ipa-inspect forward --model CFG --weights W --inputs IN.safetensors --out OUT.safetensors
+//   ipa-inspect bench-forward [--model tiny] [--latent F H W] [--layers N] [--dtype] [--iters]
+
+#include <CLI/CLI.hpp>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "ipa/core/error.h"
+#include "ipa/core/logging.h"
+#include "ipa/core/run_context.h"
+#include "ipa/io/checkpoint.h"
+#include "ipa/io/summary.h"
+#include "ipa/tools/inspect.h"
+
+namespace {
+
+int fail(const std::exception& e) {
+    std::string msg = e.what();
+    // One line: the reason first; multi-line reports (all bad keys) follow on stderr.
+    const auto nl = msg.find('\n');
+    std::fprintf(stderr, "ipa-inspect: error: %s\n", msg.substr(0, nl).c_str());
+    if (nl != std::string::npos) std::fprintf(stderr, "%s\n", msg.substr(nl + 1).c_str());
+    return static_cast<int>(ipa::exit_code_for(e));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"ipa-inspect: look inside checkpoints, adapters and tensors"};
+    app.require_subcommand(1);
+    std::string log_level = "warn";
+    app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+
+    std::string keys_path;
+    ipa::io::KeyListOptions keys_opts;
+    auto* keys = app.add_subcommand(
+        "keys", "List tensors (name, dtype, shape) and totals of a checkpoint: a .safetensors "
+                "file, a shard index, a checkpoint directory or a PyTorch .pth");
+    keys->add_option("path", keys_path, "checkpoint file or directory")->required();
+    keys->add_option("--grep", keys_opts.contains, "only names containing this text");
+    keys->add_flag("--json", keys_opts.json, "print JSON");
+    keys->add_flag("--totals", keys_opts.totals_only, "print only the totals");
+
+    std::string model_cfg = "auto", weights, dtype = "fp32", device = "cpu", inputs, output;
+    bool non_strict = false;
+    auto* check = app.add_subcommand("check", "Check that weights load into a model config (names and shapes, "
+                                              "strict); no memory is allocated for the model");
+    check->add_option("--model", model_cfg, "model YAML, preset name, or auto (detect from shapes)");
+    check->add_option("--weights", weights, "weights: file, shard index or release directory")->required();
+    check->add_option("--dtype", dtype, "fp32 | bf16");
+    check->add_flag("--non-strict", non_strict, "report problems instead of failing");
+
+    auto* forward = app.add_subcommand("forward", "One DiT forward on saved tensors (x, t, context, "
+                                                  "[vace_context, seq_len, context_scale]) -> out");
+    forward->add_option("--model", model_cfg, "model YAML, preset name, or auto");
+    forward->add_option("--weights", weights, "weights")->required();
+    forward->add_option("--inputs", inputs, "input tensors (safetensors)")->required();
+    forward->add_option("--out", output, "output safetensors (tensor 'out')")->required();
+    forward->add_option("--dtype", dtype, "fp32 | bf16");
+    forward->add_option("--device", device, "cpu | cuda[:N] | auto");
+
+    ipa::tools::BenchForwardOptions bench;
+    std::vector<int64_t> latent{3, 16, 16};
+    std::string bench_dtype = "fp32", bench_device = "cpu";
+    auto* bf = app.add_subcommand("bench-forward", "Time forward and forward+backward on random weights");
+    bf->add_option("--model", bench.model, "model YAML or preset");
+    bf->add_option("--latent", latent, "latent frames, height, width")->expected(3);
+    bf->add_option("--batch", bench.batch, "batch size");
+    bf->add_option("--layers", bench.layers, "override the number of blocks (e.g. 1 block of a 14B shape)");
+    bf->add_option("--dtype", bench_dtype, "fp32 | bf16");
+    bf->add_option("--device", bench_device, "cpu | cuda[:N] | auto");
+    bf->add_option("--iters", bench.iters, "timed iterations");
+    bf->add_option("--warmup", bench.warmup, "untimed iterations");
+    bf->add_flag("--grad-checkpointing", bench.grad_checkpointing, "recompute blocks in backward");
+    bf->add_flag("!--no-backward", bench.backward, "time the forward only");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    }
+    try {
+        ipa::log::init(0, log_level);
+        ipa::init_torch_threads();
+        if (*keys) {
+            const auto ckpt = ipa::io::Checkpoint::open(keys_path);
+            std::cout << ipa::io::format_key_list(ckpt, keys_opts);
+        } else if (*check) {
+            std::cout << ipa::tools::check_weights(model_cfg, weights, ipa::parse_dtype(dtype), !non_strict);
+        } else if (*forward) {
+            std::cout << ipa::tools::forward_file(model_cfg, weights, inputs, output, ipa::parse_dtype(dtype),
+                                                  ipa::parse_device(device))
+                      << "\n";
+        } else if (*bf) {
+            bench.frames = latent[0];
+            bench.height = latent[1];
+            bench.width = latent[2];
+            bench.dtype = ipa::parse_dtype(bench_dtype);
+            bench.device = ipa::parse_device(bench_device);
+            std::cout << ipa::tools::bench_forward(bench);
+        }
+        return 0;
+    } catch (const std::exception& e) {
+        return fail(e);
+    }
+}
