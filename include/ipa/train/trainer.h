@@ -1,0 +1,48 @@
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "ipa/core/run_context.h"
+#include "ipa/train/config.h"
+
+namespace ipa::train {
+
+/// What one optimizer step measured (averaged over the step's micro-batches).
+struct StepMetrics {
+    int64_t step = 0;
+    double loss = 0, gap = 0, err_theta = 0, err_ref = 0, reward_accuracy = 0;
+    double grad_norm = 0, lr = 0, samples_per_s = 0, tokens_per_s = 0, step_time_s = 0;
+    int64_t bad_steps = 0;  ///< NaN/Inf steps skipped so far
+    std::string to_json() const;
+};
+
+struct TrainResult {
+    int64_t final_step = 0;
+    int64_t resumed_from = 0;  ///< 0 = fresh start
+    std::filesystem::path last_checkpoint;
+    std::filesystem::path metrics_file;
+    std::vector<StepMetrics> history;  ///< steps run in this process
+};
+
+struct TrainHooks {
+    /// Stop (as if interrupted) after this step, after its checkpoint if one is due; -1 = never.
+    int64_t stop_after_step = -1;
+    /// Show a progress bar / periodic lines on stderr.
+    bool progress = true;
+};
+
+/// The whole `ipa-train` job for one process: builds the model (base weights frozen, LoRA
+/// attached), opens or builds the cache, resumes per `checkpoint.resume`, trains
+/// `train.steps` optimizer steps with the configured loss against the reference (same base,
+/// adapter off or the frozen initial adapter), logs metrics as JSON Lines and writes
+/// atomic checkpoints. Throws ConfigError/DataError/CheckpointError with clear messages;
+/// aborts with ipa::Error after `train.max_bad_steps` NaN/Inf steps.
+TrainResult run_training(const TrainConfig& config, const RunContext& ctx, const TrainHooks& hooks = {});
+
+/// The newest complete checkpoint under `dir` (via `latest`, else the highest step-N with
+/// its state file), or empty when there is none.
+std::filesystem::path find_latest_checkpoint(const std::filesystem::path& dir);
+
+}  // namespace ipa::train

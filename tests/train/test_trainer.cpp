@@ -1,0 +1,224 @@
+// ipa-train on the tiny model: config contract, learning signal, resume equivalence,
+// checkpoint hygiene, bad caches, NaN guard.
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "ipa/core/config.h"
+#include "ipa/core/error.h"
+#include "ipa/data/cache.h"
+#include "ipa/io/safetensors.h"
+#include "ipa/train/config.h"
+#include "ipa/train/trainer.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+using namespace ipa::train;
+
+namespace {
+
+const fs::path kSource = IPA_SOURCE_DIR;
+
+struct TempDir : ipa::test::TempDir {
+    TempDir() : ipa::test::TempDir("ipa_train") {}
+};
+
+TrainConfig tiny_config(const fs::path& dir, int64_t steps) {
+    auto cfg = TrainConfig::load(kSource / "configs/train/tiny-cpu.yaml",
+                                 {"model.config=" + (kSource / "configs/models/tiny.yaml").string(),
+                                  "data.cache_dir=" + (dir / "cache").string(),
+                                  "checkpoint.dir=" + (dir / "run").string(), "train.steps=" + std::to_string(steps)});
+    return cfg;
+}
+
+TrainHooks quiet() {
+    TrainHooks h;
+    h.progress = false;
+    return h;
+}
+
+std::string config_error(const std::vector<std::string>& overrides) {
+    try {
+        TrainConfig::load(kSource / "configs/train/tiny-cpu.yaml", overrides);
+    } catch (const ipa::ConfigError& e) {
+        return e.what();
+    }
+    return "<no error>";
+}
+
+TEST(TrainConfig, ShippedConfigsParseWithThePaperSettings) {
+    const auto paper = TrainConfig::load(kSource / "configs/train/ipa-vace-14b-8gpu.yaml");
+    EXPECT_EQ(paper.lora.rank, 128);
+    EXPECT_EQ(paper.lora.targets, (std::vector<std::string>{"self_attn.q", "self_attn.k", "self_attn.v"}));
+    EXPECT_DOUBLE_EQ(paper.loss.beta, 600.0);
+    EXPECT_DOUBLE_EQ(paper.loss.hand_weight, 10.0);
+    EXPECT_EQ(paper.train.steps, 1000);
+    EXPECT_EQ(paper.model.dtype, "bf16");
+    const auto tiny = TrainConfig::load(kSource / "configs/train/tiny-cpu.yaml");
+    EXPECT_EQ(tiny.data.synthetic, 8);
+    // The resolved YAML parses back to the same values.
+    const auto again = TrainConfig::from_yaml(ipa::ConfigReader::load_string(paper.to_yaml(), "resolved.yaml"));
+    EXPECT_EQ(again.to_yaml(), paper.to_yaml());
+}
+
+TEST(TrainConfig, OverridesAndErrorsNameTheKeyPath) {
+    const auto cfg = TrainConfig::load(kSource / "configs/train/tiny-cpu.yaml", {"optim.lr=5e-5", "train.steps=7"});
+    EXPECT_DOUBLE_EQ(cfg.optim.lr, 5e-5);
+    EXPECT_EQ(cfg.train.steps, 7);
+    EXPECT_NE(config_error({"optim.lrr=1"}).find("'optim.lrr'"), std::string::npos);
+    EXPECT_NE(config_error({"train.steps=-3"}).find("train.steps"), std::string::npos);
+    EXPECT_NE(config_error({"loss.kind=ppo"}).find("loss.kind"), std::string::npos);
+    EXPECT_NE(config_error({"loss.time_weight=t"}).find("loss.time_weight"), std::string::npos);
+    EXPECT_NE(config_error({"data.size=[480, 830]"}).find("data.size"), std::string::npos);
+    EXPECT_NE(config_error({"data.frames=80"}).find("4k+1"), std::string::npos);
+    EXPECT_NE(config_error({"optim.schedule=linear"}).find("optim.schedule"), std::string::npos);
+    EXPECT_NE(config_error({"trainer.steps=3"}).find("unknown config section 'trainer'"), std::string::npos);
+    EXPECT_NE(config_error({"lora.rank=0"}).find("rank"), std::string::npos);
+    EXPECT_NE(config_error({"model.dtype=fp8"}).find("model.dtype"), std::string::npos);
+}
+
+TEST(Trainer, TinyIpaRunRaisesTheGapAndLowersTheLoss) {
+    TempDir dir;
+    const auto cfg = tiny_config(dir.path, 40);
+    const auto r = run_training(cfg, ipa::RunContext{}, quiet());
+    ASSERT_EQ(r.history.size(), 40u);
+    auto mean = [&](std::size_t from, std::size_t to, auto field) {
+        double s = 0;
+        for (std::size_t i = from; i < to; ++i) s += field(r.history[i]);
+        return s / static_cast<double>(to - from);
+    };
+    const double loss_first = mean(0, 10, [](const StepMetrics& m) { return m.loss; });
+    const double loss_last = mean(30, 40, [](const StepMetrics& m) { return m.loss; });
+    const double gap_first = mean(0, 10, [](const StepMetrics& m) { return m.gap; });
+    const double gap_last = mean(30, 40, [](const StepMetrics& m) { return m.gap; });
+    EXPECT_NEAR(r.history[0].gap, 0.0, 1e-6);  // adapter starts at zero: policy == reference
+    EXPECT_NEAR(r.history[0].loss, std::log(2.0), 1e-4);
+    EXPECT_LT(loss_last, loss_first);
+    EXPECT_GT(gap_last, gap_first);
+    EXPECT_GT(gap_last, 0.0);
+    EXPECT_GT(mean(30, 40, [](const StepMetrics& m) { return m.reward_accuracy; }), 0.5);
+    // Metrics file: one JSON line per step; adapter holds only LoRA tensors.
+    std::ifstream metrics(r.metrics_file);
+    int lines = 0;
+    for (std::string l; std::getline(metrics, l);) ++lines;
+    EXPECT_EQ(lines, 40);
+    const auto adapter = ipa::io::SafetensorsFile::open(r.last_checkpoint / "adapter.safetensors");
+    for (const auto& t : adapter.tensors()) {
+        EXPECT_TRUE(t.name.find(".lora_") != std::string::npos || t.name.find(".alpha") != std::string::npos) << t.name;
+        EXPECT_EQ(t.name.find("cross_attn"), std::string::npos) << t.name;
+    }
+    EXPECT_EQ(adapter.tensors().size(), 4u * 3 * 3);  // 4 blocks x q,k,v x (A, B, alpha)
+}
+
+TEST(Trainer, ResumeReproducesTheUninterruptedRun) {
+    TempDir a, b;
+    auto cfg_a = tiny_config(a.path, 6);
+    cfg_a.checkpoint.every = 3;
+    cfg_a.optim.schedule = "cosine";  // the schedule must continue, not restart
+    cfg_a.optim.warmup_steps = 2;
+    run_training(cfg_a, ipa::RunContext{}, quiet());
+
+    auto cfg_b = cfg_a;
+    cfg_b.data.cache_dir = (b.path / "cache").string();
+    cfg_b.checkpoint.dir = (b.path / "run").string();
+    auto hooks = quiet();
+    hooks.stop_after_step = 3;  // "crash" after the step-3 checkpoint
+    const auto first = run_training(cfg_b, ipa::RunContext{}, hooks);
+    EXPECT_EQ(first.final_step, 3);
+    const auto second = run_training(cfg_b, ipa::RunContext{}, quiet());
+    EXPECT_EQ(second.resumed_from, 3);
+    EXPECT_EQ(second.final_step, 6);
+
+    const auto fa = ipa::io::SafetensorsFile::open(a.path / "run/step-000006/adapter.safetensors");
+    const auto fb = ipa::io::SafetensorsFile::open(b.path / "run/step-000006/adapter.safetensors");
+    ASSERT_EQ(fa.tensors().size(), fb.tensors().size());
+    for (const auto& t : fa.tensors()) {
+        EXPECT_TRUE(torch::equal(fa.tensor(t.name), fb.tensor(t.name))) << t.name;
+    }
+    // metrics.jsonl has each step exactly once.
+    std::ifstream metrics(b.path / "run/metrics.jsonl");
+    int lines = 0;
+    for (std::string l; std::getline(metrics, l);) ++lines;
+    EXPECT_EQ(lines, 6);
+}
+
+TEST(Trainer, CheckpointsAreAtomicAndPruned) {
+    TempDir dir;
+    auto cfg = tiny_config(dir.path, 4);
+    cfg.checkpoint.every = 1;
+    cfg.checkpoint.keep = 2;
+    run_training(cfg, ipa::RunContext{}, quiet());
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(dir.path / "run")) names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    EXPECT_EQ(names, (std::vector<std::string>{"latest", "metrics.jsonl", "step-000003", "step-000004"}));
+    EXPECT_EQ(fs::read_symlink(dir.path / "run/latest"), "step-000004");
+    EXPECT_EQ(find_latest_checkpoint(dir.path / "run"), dir.path / "run/step-000004");
+    for (const char* f : {"adapter.safetensors", "optimizer.pt", "rng.safetensors", "trainer_state.json", "config.yaml"}) {
+        EXPECT_TRUE(fs::exists(dir.path / "run/step-000004" / f)) << f;
+    }
+    // A half-written checkpoint (no trainer_state.json) is never picked.
+    fs::create_directories(dir.path / "run/step-000009");
+    EXPECT_EQ(find_latest_checkpoint(dir.path / "run"), dir.path / "run/step-000004");
+}
+
+TEST(Trainer, BadCachesGiveClearErrors) {
+    TempDir dir;
+    auto cfg = tiny_config(dir.path, 2);
+    cfg.data.synthetic = 0;
+    try {
+        run_training(cfg, ipa::RunContext{}, quiet());
+        FAIL();
+    } catch (const ipa::DataError& e) {
+        EXPECT_NE(std::string(e.what()).find("empty or missing"), std::string::npos) << e.what();
+    }
+    ipa::data::SyntheticOptions so;
+    so.samples = 2;
+    so.vace_channels = 96;
+    ipa::data::make_synthetic_cache(dir.path / "cache", so);
+    const auto victim = dir.path / "cache/synth-0001.safetensors";
+    fs::resize_file(victim, fs::file_size(victim) / 2);
+    try {
+        run_training(cfg, ipa::RunContext{}, quiet());
+        FAIL();
+    } catch (const ipa::DataError& e) {
+        EXPECT_NE(std::string(e.what()).find("synth-0001.safetensors"), std::string::npos) << e.what();
+    }
+    fs::remove(victim);
+    try {
+        run_training(cfg, ipa::RunContext{}, quiet());
+        FAIL();
+    } catch (const ipa::DataError& e) {
+        EXPECT_NE(std::string(e.what()).find("does not exist"), std::string::npos) << e.what();
+    }
+}
+
+TEST(Trainer, NonFiniteStepsAreSkippedThenAbort) {
+    TempDir dir;
+    auto cfg = tiny_config(dir.path, 20);
+    cfg.optim.lr = 1e30;  // blows the adapter up after the first update
+    cfg.optim.grad_clip = 0;
+    cfg.train.max_bad_steps = 2;
+    try {
+        run_training(cfg, ipa::RunContext{}, quiet());
+        FAIL() << "expected an abort";
+    } catch (const ipa::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("non-finite steps"), std::string::npos) << e.what();
+    }
+}
+
+TEST(CacheData, EpochOrderIsASeededPermutationSplitAcrossRanks) {
+    const auto o = ipa::data::epoch_order(10, 1, 0);
+    auto sorted = o;
+    std::sort(sorted.begin(), sorted.end());
+    for (int i = 0; i < 10; ++i) EXPECT_EQ(sorted[i], i);
+    EXPECT_EQ(o, ipa::data::epoch_order(10, 1, 0));
+    EXPECT_NE(o, ipa::data::epoch_order(10, 1, 1));
+    const auto r0 = ipa::data::epoch_order(10, 1, 0, 0, 2), r1 = ipa::data::epoch_order(10, 1, 0, 1, 2);
+    EXPECT_EQ(r0.size() + r1.size(), 10u);
+}
+
+}  // namespace
