@@ -2,6 +2,7 @@
 //   ipa-inspect keys PATH [--grep S] [--json] [--totals]
 //   ipa-inspect check --model CFG|auto --weights PATH [--dtype fp32|bf16] [--non-strict]
 //   ipa-inspect forward --model CFG --weights W --inputs IN.safetensors --out OUT.safetensors
+//   ipa-inspect merge-lora --weights W --lora ADAPTER --out MERGED.safetensors [--multiplier 1]
 //   ipa-inspect bench-forward [--model tiny] [--latent F H W] [--layers N] [--dtype] [--iters]
 
 #include <CLI/CLI.hpp>
@@ -15,6 +16,7 @@
 #include "ipa/core/run_context.h"
 #include "ipa/io/checkpoint.h"
 #include "ipa/io/summary.h"
+#include "ipa/lora/lora.h"
 #include "ipa/tools/inspect.h"
 
 namespace {
@@ -64,6 +66,15 @@ int main(int argc, char** argv) {
     forward->add_option("--dtype", dtype, "fp32 | bf16");
     forward->add_option("--device", device, "cpu | cuda[:N] | auto");
 
+    std::string lora_path;
+    double multiplier = 1.0;
+    auto* merge = app.add_subcommand("merge-lora", "Write base weights with a LoRA adapter merged in (tensor by "
+                                                   "tensor; same keys and dtypes as the base)");
+    merge->add_option("--weights", weights, "base weights: file, shard index or release directory")->required();
+    merge->add_option("--lora", lora_path, "adapter (.safetensors; a .vace.safetensors sibling is included)")->required();
+    merge->add_option("--out", output, "merged safetensors file")->required();
+    merge->add_option("--multiplier", multiplier, "adapter strength");
+
     ipa::tools::BenchForwardOptions bench;
     std::vector<int64_t> latent{3, 16, 16};
     std::string bench_dtype = "fp32", bench_device = "cpu";
@@ -96,6 +107,9 @@ int main(int argc, char** argv) {
             std::cout << ipa::tools::forward_file(model_cfg, weights, inputs, output, ipa::parse_dtype(dtype),
                                                   ipa::parse_device(device))
                       << "\n";
+        } else if (*merge) {
+            ipa::lora::merge_lora_checkpoint(weights, lora_path, output, multiplier);
+            std::cout << "wrote " << output << "\n";
         } else if (*bf) {
             bench.frames = latent[0];
             bench.height = latent[1];

@@ -5,11 +5,13 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <algorithm>
 #include <iostream>
 
 #include "ipa/core/error.h"
 #include "ipa/core/logging.h"
 #include "ipa/core/run_context.h"
+#include "ipa/core/torch_compat.h"
 #include "ipa/train/config.h"
 #include "ipa/train/trainer.h"
 
@@ -42,6 +44,26 @@ int main(int argc, char** argv) {
         hooks.progress = !no_progress;
         const auto result = ipa::train::run_training(cfg, ctx, hooks);
         if (ctx.is_main()) {
+            const auto& h = result.history;
+            if (h.size() >= 4) {  // learning signal at a glance: first vs last tenth of this run
+                const std::size_t k = std::max<std::size_t>(1, h.size() / 10);
+                auto mean = [&](std::size_t from, auto field) {
+                    double s = 0;
+                    for (std::size_t i = from; i < from + k; ++i) s += field(h[i]);
+                    return s / static_cast<double>(k);
+                };
+                auto loss = [](const ipa::train::StepMetrics& m) { return m.loss; };
+                auto gap = [](const ipa::train::StepMetrics& m) { return m.gap; };
+                std::printf("loss %.4f -> %.4f, gap %+.3e -> %+.3e (means of the first and last %zu steps)\n",
+                            mean(0, loss), mean(h.size() - k, loss), mean(0, gap), mean(h.size() - k, gap), k);
+            }
+            if (h.size() >= 3) {  // steady-state step time (first step excluded: allocations, caches)
+                std::vector<double> t;
+                for (std::size_t i = 1; i < h.size(); ++i) t.push_back(h[i].step_time_s);
+                std::nth_element(t.begin(), t.begin() + t.size() / 2, t.end());
+                std::printf("step time median %.4f s over %zu steps, peak memory %.2f MiB\n", t[t.size() / 2],
+                            t.size(), ipa::compat::peak_memory_bytes(ctx.device) / 1048576.0);
+            }
             std::cout << "trained to step " << result.final_step
                       << (result.resumed_from ? " (resumed from step " + std::to_string(result.resumed_from) + ")" : "")
                       << "\nadapter: " << (result.last_checkpoint / "adapter.safetensors").string()

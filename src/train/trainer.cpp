@@ -65,6 +65,9 @@ data::CacheIndex open_cache(const TrainConfig& cfg, const wan::WanConfig& mcfg) 
         so.text_dim = mcfg.text_dim;
         so.text_len = std::min<int64_t>(6, mcfg.text_len);
         so.seed = cfg.train.seed;
+        so.video_frames = 1 + (cfg.data.frames - 1) / 4;  // Wan VAE: 4k+1 frames -> k+1 latent frames
+        so.height = cfg.data.size[0] / 8;
+        so.width = cfg.data.size[1] / 8;
         spdlog::info("building a synthetic cache of {} samples in {}", so.samples, dir.string());
         return data::make_synthetic_cache(dir, so);
     }
@@ -288,6 +291,7 @@ TrainResult run_training(const TrainConfig& cfg, const RunContext& ctx, const Tr
     }
     bar.finish();
     result.final_step = state.step;
+    if (result.last_checkpoint.empty()) result.last_checkpoint = find_latest_checkpoint(ckpt_dir);
     return result;
 }
 

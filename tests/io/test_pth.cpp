@@ -13,6 +13,7 @@
 #include "ipa/io/mapped_file.h"
 #include "ipa/io/pth.h"
 #include "ipa/io/zip_reader.h"
+#include "test_util.h"
 
 namespace fs = std::filesystem;
 using ipa::CheckpointError;
@@ -23,18 +24,9 @@ namespace {
 
 const fs::path kDir = fs::path(IPA_FIXTURES_DIR) / "pth";
 
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        // tmpfs when there is one: the mutation tests rewrite a file thousands of times.
-        const fs::path base = fs::is_directory("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
-        std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-        std::replace(test.begin(), test.end(), '/', '_');  // parametrized: "Name/Case"
-        path = base / ("ipa_pth_" + std::to_string(::getpid()) + "_" + test);
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~TempDir() { fs::remove_all(path); }
+// tmpfs when there is one: the mutation tests rewrite a file thousands of times.
+struct TempDir : ipa::test::TempDir {
+    TempDir() : ipa::test::TempDir("ipa_pth", /*prefer_tmpfs=*/true) {}
 };
 
 const json& expected() {

@@ -15,6 +15,7 @@
 #include "ipa/core/error.h"
 #include "ipa/lora/lora.h"
 #include "ipa/models/wan/model.h"
+#include "test_util.h"
 
 namespace ipa_test_lora {
 
@@ -28,26 +29,8 @@ using ipa::models::wan::WanModelImpl;
 
 inline WanConfig tiny() { return WanConfig::preset("tiny"); }
 
-inline WanInputs tiny_inputs(const WanConfig& c, int64_t b = 2) {
-    torch::manual_seed(7);
-    WanInputs in;
-    in.x = torch::randn({b, c.in_dim, 3, 4, 6});
-    in.t = torch::tensor(std::vector<float>{900.0f, 125.5f}).narrow(0, 0, b);
-    in.context = torch::randn({b, 5, c.text_dim});
-    if (c.is_vace()) in.vace_context = torch::randn({b, c.vace_in_dim, 3, 4, 6});
-    in.context_scale = 0.8;
-    return in;
-}
-
-// Non-zero weights everywhere (upstream zero-inits head and VACE projections).
-inline void randomize(torch::nn::Module& m, uint64_t seed) {
-    torch::manual_seed(seed);
-    torch::NoGradGuard g;
-    for (auto& p : m.named_parameters()) {
-        const double fan_in = p.value().dim() > 1 ? double(p.value().numel() / p.value().size(0)) : 1.0;
-        p.value().copy_(torch::randn_like(p.value()) / std::sqrt(fan_in) * (p.value().dim() > 1 ? 1.0 : 0.3));
-    }
-}
+using ipa::test::randomize;
+using ipa::test::tiny_inputs;
 
 inline std::shared_ptr<WanModelImpl> base_model(const WanConfig& c = tiny(), uint64_t seed = 11) {
     auto m = make_wan_model(c);
@@ -88,19 +71,8 @@ inline int64_t param_bytes(torch::nn::Module& m) {
     return n;
 }
 
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-        path = fs::temp_directory_path() /
-               ("ipa_test_lora_" + std::to_string(::getpid()) + "_" + info->test_suite_name() + "_" + info->name());
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
+struct TempDir : ipa::test::TempDir {
+    TempDir() : ipa::test::TempDir("ipa_test_lora") {}
     fs::path operator/(const std::string& name) const { return path / name; }
 };
 

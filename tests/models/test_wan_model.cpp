@@ -140,6 +140,48 @@ TEST(WanModel, ForwardShapesDtypesAndInputErrors) {
     EXPECT_THROW(model->forward(bad), ipa::DataError);
 }
 
+TEST(WanModel, ImageToVideoUsesClipTokensAndConditioningLatents) {
+    // i2v: in_dim = 16 noise + 20 conditioning channels (y), CLIP tokens through img_emb and
+    // the k_img/v_img attention (no upstream fixture: img_emb is 1280-wide, see README).
+    WanConfig cfg;
+    cfg.model_type = "i2v";
+    cfg.dim = 40;
+    cfg.ffn_dim = 64;
+    cfg.num_heads = 2;
+    cfg.num_layers = 2;
+    cfg.freq_dim = 16;
+    cfg.text_dim = 24;
+    cfg.text_len = 8;
+    cfg.in_dim = 36;
+    cfg.out_dim = 16;
+    auto model = make_wan_model(cfg);
+    randomize(*model, 9);
+    auto keys = model->named_parameters();
+    EXPECT_EQ(keys["img_emb.proj.1.weight"].sizes(), (std::vector<int64_t>{1280, 1280}));
+    EXPECT_EQ(keys["img_emb.proj.3.weight"].sizes(), (std::vector<int64_t>{40, 1280}));
+    EXPECT_EQ(keys["blocks.1.cross_attn.k_img.weight"].sizes(), (std::vector<int64_t>{40, 40}));
+    EXPECT_TRUE(keys.contains("blocks.1.cross_attn.norm_k_img.weight"));
+    torch::NoGradGuard g;
+    torch::manual_seed(3);
+    WanInputs in;
+    in.x = torch::randn({1, 16, 2, 4, 4});
+    in.y = torch::randn({1, 20, 2, 4, 4});
+    in.t = torch::full({1}, 500.0);
+    in.context = torch::randn({1, 5, 24});
+    in.clip_fea = torch::randn({1, 257, 1280});
+    const auto out = model->forward(in);
+    EXPECT_EQ(out.sizes(), (std::vector<int64_t>{1, 16, 2, 4, 4}));
+    auto other = in;
+    other.clip_fea = torch::randn({1, 257, 1280});
+    EXPECT_GT((model->forward(other) - out).abs().max().item<float>(), 1e-4);
+    other = in;
+    other.y = torch::randn({1, 20, 2, 4, 4});
+    EXPECT_GT((model->forward(other) - out).abs().max().item<float>(), 1e-4);
+    other = in;
+    other.clip_fea = torch::Tensor();
+    EXPECT_THROW(model->forward(other), ipa::DataError);
+}
+
 TEST(WanModel, PaddingTokensDoNotChangeTheOutput) {
     const auto cfg = tiny();
     auto model = make_wan_model(cfg);
