@@ -60,8 +60,10 @@ std::string format_key_list(const Checkpoint& ckpt, const KeyListOptions& option
             out += fmt::format("{:<{}}  {:<8} [{}]\n", e.name, width, e.dtype, fmt::join(e.shape, ", "));
         }
     }
-    out += fmt::format("{} tensors, {} elements ({:.3f} B), {} stored\n", entries.size(), total_numel,
-                       static_cast<double>(total_numel) / 1e9, format_bytes(static_cast<double>(total_bytes)));
+    const double n = static_cast<double>(total_numel);
+    const std::string approx = n >= 1e9 ? fmt::format(" ({:.3f} B)", n / 1e9) : n >= 1e6 ? fmt::format(" ({:.3f} M)", n / 1e6) : "";
+    out += fmt::format("{} tensors, {} elements{}, {} stored\n", entries.size(), total_numel, approx,
+                       format_bytes(static_cast<double>(total_bytes)));
     for (const auto& [d, v] : per_dtype) {
         out += fmt::format("  {:<8} {} tensors, {} elements\n", d, v.first, v.second);
     }
