@@ -22,17 +22,27 @@ torch::Tensor multi_head_attention(const torch::Tensor& q, const torch::Tensor& 
     return out.transpose(1, 2).reshape({b, lq, num_heads * d});
 }
 
+namespace {
+
+// q, k, v, o (+ norm_q, norm_k): the same names and shapes in self- and cross-attention.
+template <class Attention>
+void register_projections(Attention& a, int64_t dim, bool qk_norm, double eps, const torch::TensorOptions& opt) {
+    a.q = a.register_module("q", Linear(dim, dim, true, opt));
+    a.k = a.register_module("k", Linear(dim, dim, true, opt));
+    a.v = a.register_module("v", Linear(dim, dim, true, opt));
+    a.o = a.register_module("o", Linear(dim, dim, true, opt));
+    if (qk_norm) {
+        a.norm_q = a.register_module("norm_q", WanRMSNorm(dim, eps, opt));
+        a.norm_k = a.register_module("norm_k", WanRMSNorm(dim, eps, opt));
+    }
+}
+
+}  // namespace
+
 WanSelfAttentionImpl::WanSelfAttentionImpl(int64_t dim_, int64_t heads, bool qk_norm, double eps,
                                            const torch::TensorOptions& opt)
     : dim(dim_), num_heads(heads) {
-    q = register_module("q", Linear(dim, dim, true, opt));
-    k = register_module("k", Linear(dim, dim, true, opt));
-    v = register_module("v", Linear(dim, dim, true, opt));
-    o = register_module("o", Linear(dim, dim, true, opt));
-    if (qk_norm) {
-        norm_q = register_module("norm_q", WanRMSNorm(dim, eps, opt));
-        norm_k = register_module("norm_k", WanRMSNorm(dim, eps, opt));
-    }
+    register_projections(*this, dim, qk_norm, eps, opt);
 }
 
 torch::Tensor WanSelfAttentionImpl::forward(const torch::Tensor& x, const RopeTable& rope,
@@ -55,14 +65,7 @@ WanCrossAttentionImpl::WanCrossAttentionImpl(int64_t dim_, int64_t heads, bool q
                                              bool image, int64_t text_len_,
                                              const torch::TensorOptions& opt)
     : dim(dim_), num_heads(heads), text_len(text_len_) {
-    q = register_module("q", Linear(dim, dim, true, opt));
-    k = register_module("k", Linear(dim, dim, true, opt));
-    v = register_module("v", Linear(dim, dim, true, opt));
-    o = register_module("o", Linear(dim, dim, true, opt));
-    if (qk_norm) {
-        norm_q = register_module("norm_q", WanRMSNorm(dim, eps, opt));
-        norm_k = register_module("norm_k", WanRMSNorm(dim, eps, opt));
-    }
+    register_projections(*this, dim, qk_norm, eps, opt);
     if (image) {
         k_img = register_module("k_img", Linear(dim, dim, true, opt));
         v_img = register_module("v_img", Linear(dim, dim, true, opt));
