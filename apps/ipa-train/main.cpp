@@ -61,8 +61,9 @@ int main(int argc, char** argv) {
                 std::vector<double> t;
                 for (std::size_t i = 1; i < h.size(); ++i) t.push_back(h[i].step_time_s);
                 std::nth_element(t.begin(), t.begin() + t.size() / 2, t.end());
-                std::printf("step time median %.4f s over %zu steps, peak memory %.2f MiB\n", t[t.size() / 2],
-                            t.size(), ipa::compat::peak_memory_bytes(ctx.device) / 1048576.0);
+                const auto peak = ipa::compat::peak_memory_bytes(ctx.device);
+                std::printf("step time median %.4f s over %zu steps, peak memory %s\n", t[t.size() / 2], t.size(),
+                            peak >= 0 ? (std::to_string(peak / 1048576) + " MiB").c_str() : "n/a on this device");
             }
             std::cout << "trained to step " << result.final_step
                       << (result.resumed_from ? " (resumed from step " + std::to_string(result.resumed_from) + ")" : "")

@@ -173,7 +173,9 @@ std::string bench_forward(const BenchForwardOptions& o) {
         out += fmt::format("forward+backward   best {:9.4f} s  mean {:9.4f} s  {:10.1f} tokens/s{}\n", fb.first,
                            fb.second, tokens / fb.first, o.grad_checkpointing ? "  (gradient checkpointing)" : "");
     }
-    out += fmt::format("peak memory        {}\n", io::format_bytes(static_cast<double>(compat::peak_memory_bytes(o.device))));
+    const auto peak = compat::peak_memory_bytes(o.device);
+    out += fmt::format("peak memory        {}\n", peak >= 0 ? io::format_bytes(static_cast<double>(peak))
+                                                           : std::string("n/a on this device (not measured yet)"));
     return out;
 }
 

@@ -49,8 +49,8 @@ private:
 /// Whether a CUDA device is usable at run time.
 bool cuda_available();
 
-/// Peak memory allocated on `device` since the last reset, in bytes (CUDA); on CPU the
-/// process's peak resident set size.
+/// On CPU the process's peak resident set size in bytes; -1 where it is not measured yet
+/// (CUDA: the caching-allocator stats need c10_cuda, which a CPU LibTorch lacks).
 int64_t peak_memory_bytes(const c10::Device& device);
 
 }  // namespace ipa::compat

@@ -49,8 +49,6 @@ struct WanModelImpl : torch::nn::Module {
     /// Whether parameter `name` stays fp32 in bf16 mode.
     static bool keeps_fp32(const std::string& name);
 
-    torch::nn::Module& as_module() { return *this; }
-
     PatchEmbed patch_embedding{nullptr};
     torch::nn::Sequential text_embedding{nullptr};  // 0 Linear, 1 GELU(tanh), 2 Linear
     torch::nn::Sequential time_embedding{nullptr};  // 0 Linear, 1 SiLU, 2 Linear
