@@ -20,4 +20,12 @@ else()
     set(IPA_YAML_TARGET yaml-cpp)
 endif()
 
+# OpenCV: only media/, pose/, curate/ (and later sample/, eval/) link it; the trainer does not.
+find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs videoio)
+
+# SentencePiece (umT5 tokenizer): Debian ships a pkg-config file, no CMake package.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(IPA_SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
+
+message(STATUS "ipa: OpenCV ${OpenCV_VERSION}, SentencePiece ${IPA_SENTENCEPIECE_VERSION}")
 message(STATUS "ipa: LibTorch ${Torch_VERSION} (${TORCH_INSTALL_PREFIX})")
