@@ -4,7 +4,7 @@
 IPA_APT_PACKAGES=(
     g++ cmake ninja-build pkg-config
     libtorch-dev libopenblas0-pthread
-    libopencv-dev libsentencepiece-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
+    libopencv-dev libsentencepiece-dev libgloo-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
     libgtest-dev
 )
 

@@ -37,6 +37,9 @@ int main(int argc, char** argv) {
             return 0;
         }
         ctx.device = ipa::parse_device(cfg.model.device);
+        if (ctx.device.is_cuda() && !ctx.device.has_index() && ctx.world_size > 1) {
+            ctx.device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(ctx.local_rank));  // one GPU per rank
+        }
         ctx.seed = cfg.train.seed;
         spdlog::info("ipa-train: {} on {} ({} threads), rank {}/{}", config, ctx.device.str(), threads, ctx.rank,
                      ctx.world_size);

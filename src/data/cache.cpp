@@ -182,8 +182,11 @@ std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch, int ra
         const auto j = static_cast<int64_t>(rng() % static_cast<uint64_t>(i + 1));
         std::swap(order[i], order[j]);
     }
+    // Every rank gets ceil(n / world) samples (the shuffled order wraps around to fill the
+    // last round, as torch's DistributedSampler pads), so all ranks agree on epoch boundaries.
+    const int64_t per_rank = (n + world - 1) / world;
     std::vector<int64_t> mine;
-    for (int64_t i = rank; i < n; i += world) mine.push_back(order[i]);
+    for (int64_t k = 0; k < per_rank; ++k) mine.push_back(order[(k * world + rank) % n]);
     return mine;
 }
 

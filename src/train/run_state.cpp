@@ -49,7 +49,7 @@ fs::path find_latest_checkpoint(const fs::path& dir) {
 namespace detail {
 
 void save_checkpoint(const fs::path& dir, const RunState& state, torch::nn::Module& model, const TrainConfig& config,
-                     torch::optim::AdamW& optimizer, const at::Generator& gen, int64_t keep) {
+                     torch::optim::AdamW& optimizer, int64_t keep) {
     fs::create_directories(dir);
     const auto final_dir = dir / step_name(state.step);
     const auto tmp = dir / fmt::format("{}.tmp-{}", step_name(state.step), ::getpid());
@@ -59,11 +59,9 @@ void save_checkpoint(const fs::path& dir, const RunState& state, torch::nn::Modu
         lora::save_adapter(tmp / "adapter.safetensors", model, config.lora,
                            {{"step", std::to_string(state.step)}, {"loss", loss::to_string(config.loss.kind)}});
         torch::save(optimizer, (tmp / "optimizer.pt").string());
-        auto rng = gen.get_state();
-        io::save_safetensors(tmp / "rng.safetensors", {{"generator", rng}});
         nlohmann::json j{{"step", state.step},           {"epoch", state.epoch},
                          {"position", state.position},   {"bad_steps", state.bad_steps},
-                         {"format", "ipa-train-state-v1"}};
+                         {"world_size", state.world_size}, {"format", "ipa-train-state-v2"}};
         write_file_atomic(tmp / "config.yaml", config.to_yaml());
         write_file_atomic(tmp / "trainer_state.json", j.dump(2) + "\n");  // last: marks completeness
         fs::remove_all(final_dir);
@@ -92,8 +90,7 @@ void save_checkpoint(const fs::path& dir, const RunState& state, torch::nn::Modu
     spdlog::info("checkpoint {} written", final_dir.string());
 }
 
-RunState load_checkpoint(const fs::path& step_dir, torch::nn::Module& model, torch::optim::AdamW& optimizer,
-                         at::Generator& gen) {
+RunState load_checkpoint(const fs::path& step_dir, torch::nn::Module& model, torch::optim::AdamW& optimizer) {
     RunState s;
     nlohmann::json j;
     try {
@@ -102,6 +99,7 @@ RunState load_checkpoint(const fs::path& step_dir, torch::nn::Module& model, tor
         s.epoch = j.at("epoch").get<int64_t>();
         s.position = j.at("position").get<int64_t>();
         s.bad_steps = j.at("bad_steps").get<int64_t>();
+        s.world_size = j.value("world_size", int64_t{1});
     } catch (const std::exception& e) {
         throw CheckpointError(fmt::format("checkpoint '{}' has a bad trainer_state.json: {}", step_dir.string(), e.what()));
     }
@@ -112,8 +110,6 @@ RunState load_checkpoint(const fs::path& step_dir, torch::nn::Module& model, tor
         throw CheckpointError(fmt::format("checkpoint '{}': cannot read optimizer.pt: {}", step_dir.string(),
                                           e.what_without_backtrace()));
     }
-    const auto rng = io::SafetensorsFile::open(step_dir / "rng.safetensors");
-    gen.set_state(rng.tensor("generator").clone());
     return s;
 }
 

@@ -3,8 +3,8 @@
 // Private to the trainer: the on-disk layout of a training checkpoint.
 //   <dir>/step-NNNNNN/adapter.safetensors   trainable adapter (portable LoRA format)
 //   <dir>/step-NNNNNN/optimizer.pt          AdamW state (LibTorch archive)
-//   <dir>/step-NNNNNN/rng.safetensors       noise/timestep generator state
-//   <dir>/step-NNNNNN/trainer_state.json    step, data position, counters
+//   <dir>/step-NNNNNN/trainer_state.json    step, data position, counters, world size
+// Noise and timesteps need no state: each sample's generator is keyed by (seed, step, slot).
 //   <dir>/step-NNNNNN/config.yaml           the resolved config
 //   <dir>/latest -> step-NNNNNN             newest complete checkpoint
 // Written to step-NNNNNN.tmp-PID and renamed when complete.
@@ -27,15 +27,15 @@ struct RunState {
     int64_t epoch = 0;
     int64_t position = 0;  ///< next index into the epoch's order
     int64_t bad_steps = 0;
+    int64_t world_size = 1;  ///< ranks of the run that wrote it
 };
 
 void save_checkpoint(const std::filesystem::path& dir, const RunState& state, torch::nn::Module& model,
-                     const TrainConfig& config, torch::optim::AdamW& optimizer, const at::Generator& gen,
-                     int64_t keep);
+                     const TrainConfig& config, torch::optim::AdamW& optimizer, int64_t keep);
 
-/// Restores adapter weights, optimizer, generator and returns the state.
+/// Restores adapter weights and optimizer and returns the state.
 RunState load_checkpoint(const std::filesystem::path& step_dir, torch::nn::Module& model,
-                         torch::optim::AdamW& optimizer, at::Generator& gen);
+                         torch::optim::AdamW& optimizer);
 
 /// Drops metrics lines with a step beyond `step` (a resumed run re-logs them).
 void truncate_metrics(const std::filesystem::path& metrics, int64_t step);

@@ -7,11 +7,13 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "ipa/core/error.h"
 #include "ipa/core/progress.h"
 #include "ipa/data/cache.h"
+#include "ipa/dist/process_group.h"
 #include "ipa/models/wan/loader.h"
 #include "run_state.h"
 
@@ -51,8 +53,23 @@ double learning_rate(const OptimSection& o, int64_t step /*1-based*/, int64_t to
     return o.lr;
 }
 
+/// Noise and timestep of one sample come from their own generator, keyed by the sample's
+/// place in the global batch (rank-major), so a run on N ranks with batch b draws exactly
+/// what one rank with batch N·b draws — and resuming needs no generator state.
+at::Generator sample_generator(uint64_t seed, int64_t step, int64_t micro, int64_t slot) {
+    auto mix = [](uint64_t x) {  // splitmix64 finaliser
+        x += 0x9E3779B97F4A7C15ull;
+        x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+        x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+        return x ^ (x >> 31);
+    };
+    uint64_t h = mix(seed);
+    for (const auto v : {step, micro, slot}) h = mix(h ^ static_cast<uint64_t>(v));
+    return at::detail::createCPUGenerator(h);
+}
+
 /// Opens the cache, building a synthetic one when asked and the directory is empty.
-data::CacheIndex open_cache(const TrainConfig& cfg, const wan::WanConfig& mcfg) {
+data::CacheIndex open_cache_local(const TrainConfig& cfg, const wan::WanConfig& mcfg) {
     const fs::path dir = cfg.data.cache_dir;
     std::error_code ec;
     if (fs::exists(dir / "index.json", ec)) return data::CacheIndex::read(dir);
@@ -79,6 +96,29 @@ data::CacheIndex open_cache(const TrainConfig& cfg, const wan::WanConfig& mcfg) 
     return data::CacheIndex::scan(dir);
 }
 
+/// Runs `fn` on rank 0 only; every rank returns when it is done, and every rank throws if
+/// it failed (rank 0 rethrows its own error, the others say where to look).
+void on_main_rank(dist::ProcessGroup& pg, const std::string& what, const std::function<void()>& fn) {
+    std::exception_ptr error;
+    if (pg.rank() == 0) {
+        try {
+            fn();
+        } catch (...) {
+            error = std::current_exception();
+        }
+    }
+    const double failed = pg.world_size() > 1 ? pg.all_reduce_sum({error ? 1.0 : 0.0}, what)[0] : 0.0;
+    if (error) std::rethrow_exception(error);
+    if (failed > 0) throw Error(fmt::format("rank 0 failed at '{}'; its log says why", what));
+}
+
+/// With several ranks, rank 0 builds what is missing while the others wait, then all read it.
+data::CacheIndex open_cache(const TrainConfig& cfg, const wan::WanConfig& mcfg, dist::ProcessGroup& pg) {
+    if (pg.world_size() == 1) return open_cache_local(cfg, mcfg);
+    on_main_rank(pg, "training cache ready", [&] { open_cache_local(cfg, mcfg); });
+    return data::CacheIndex::read(cfg.data.cache_dir);
+}
+
 struct MicroResult {
     at::Tensor loss, gap, err_theta, err_ref, reward_accuracy;
     int64_t samples = 0, tokens = 0;
@@ -87,11 +127,6 @@ struct MicroResult {
 }  // namespace
 
 TrainResult run_training(const TrainConfig& cfg, const RunContext& ctx, const TrainHooks& hooks) {
-    if (ctx.world_size > 1) {
-        throw DistError(fmt::format("WORLD_SIZE={}: multi-process training (c10d all-reduce of the LoRA gradients) is "
-                                    "not built yet; run one process",
-                                    ctx.world_size));
-    }
     if (cfg.loss.kind == loss::LossKind::dpo) {
         throw ConfigError("loss.kind 'dpo' needs winner/loser pairs, which the training cache does not hold yet; "
                           "use ipa or sft");
@@ -136,10 +171,14 @@ TrainResult run_training(const TrainConfig& cfg, const RunContext& ctx, const Tr
                                               .betas({cfg.optim.betas[0], cfg.optim.betas[1]})
                                               .eps(cfg.optim.eps)
                                               .weight_decay(cfg.optim.weight_decay));
-    auto gen = at::detail::createCPUGenerator(cfg.train.seed);
+    dist::DistOptions dopt;
+    dopt.backend = cfg.dist.backend;
+    dopt.timeout_s = cfg.dist.timeout_s;
+    const auto pg = dist::ProcessGroup::create(ctx, dopt);
+    pg->check_same(std::hash<std::string>{}(cfg.to_yaml()), "the resolved training config");
 
     // Data.
-    const auto index = open_cache(cfg, mcfg);
+    const auto index = open_cache(cfg, mcfg, *pg);
     if (index.entries.empty()) throw DataError(fmt::format("training cache '{}' has no samples", cfg.data.cache_dir));
     const int64_t n = static_cast<int64_t>(index.entries.size());
     spdlog::info("{} cached samples in {}", n, cfg.data.cache_dir);
@@ -151,14 +190,22 @@ TrainResult run_training(const TrainConfig& cfg, const RunContext& ctx, const Tr
     if (cfg.checkpoint.resume == "auto") resume_from = find_latest_checkpoint(ckpt_dir);
     else if (cfg.checkpoint.resume != "never") resume_from = cfg.checkpoint.resume;
     if (!resume_from.empty()) {
-        state = detail::load_checkpoint(resume_from, *model, optimizer, gen);
+        state = detail::load_checkpoint(resume_from, *model, optimizer);
         result.resumed_from = state.step;
         spdlog::info("resumed from {} (step {})", resume_from.string(), state.step);
+        if (state.world_size != pg->world_size()) {
+            spdlog::warn("{} was written by a run on {} rank(s), this one has {}: the data order continues "
+                         "differently from an uninterrupted run",
+                         resume_from.string(), state.world_size, pg->world_size());
+        }
     }
     fs::create_directories(ckpt_dir);
     result.metrics_file = ckpt_dir / "metrics.jsonl";
-    detail::truncate_metrics(result.metrics_file, state.step);
-    std::ofstream metrics(result.metrics_file, std::ios::app);
+    std::ofstream metrics;  // rank 0 writes metrics and checkpoints
+    if (ctx.is_main()) {
+        detail::truncate_metrics(result.metrics_file, state.step);
+        metrics.open(result.metrics_file, std::ios::app);
+    }
     spdlog::info("resolved config:\n{}", cfg.to_yaml());
 
     auto order = data::epoch_order(n, cfg.train.seed, state.epoch, ctx.rank, ctx.world_size);
@@ -173,14 +220,21 @@ TrainResult run_training(const TrainConfig& cfg, const RunContext& ctx, const Tr
     };
 
     const bool with_ref = cfg.loss.kind == loss::LossKind::ipa;
-    auto micro_step = [&]() -> MicroResult {
+    auto micro_step = [&](int64_t step, int64_t micro) -> MicroResult {
         std::vector<data::CachedSample> samples;
         for (int64_t i = 0; i < cfg.train.batch_size; ++i) samples.push_back(next_sample());
         const auto batch = data::collate(samples);
         const int64_t b = batch.latents.size(0);
-        // One noise and one t for the policy and the reference pass (drawn on CPU: device-independent).
-        const auto sigma = flow::sample_sigmas(b, cfg.timesteps, gen);
-        const auto noise = torch::randn(batch.latents.sizes(), gen);
+        // One noise and one t per sample for the policy and the reference pass (drawn on CPU:
+        // device-independent), from the sample's own generator (see sample_generator).
+        std::vector<at::Tensor> sigmas, noises;
+        for (int64_t i = 0; i < b; ++i) {
+            auto g = sample_generator(cfg.train.seed, step, micro, static_cast<int64_t>(ctx.rank) * b + i);
+            sigmas.push_back(flow::sample_sigmas(1, cfg.timesteps, g));
+            noises.push_back(torch::randn(batch.latents[i].sizes(), g));
+        }
+        const auto sigma = torch::cat(sigmas);
+        const auto noise = torch::stack(noises);
         const auto noised = flow::add_noise(batch.latents, noise, sigma);
         wan::WanInputs in;
         in.x = noised.x_t.to(device);
@@ -228,8 +282,9 @@ TrainResult run_training(const TrainConfig& cfg, const RunContext& ctx, const Tr
         optimizer.zero_grad();
         StepMetrics m;
         int64_t samples = 0, tokens = 0;
+        const int64_t step = state.step + 1;
         for (int64_t a = 0; a < cfg.train.grad_accum; ++a) {
-            const auto r = micro_step();
+            const auto r = micro_step(step, a);
             const double k = 1.0 / static_cast<double>(cfg.train.grad_accum);
             m.loss += r.loss.item<double>() * k;
             m.err_theta += r.err_theta.item<double>() * k;
@@ -241,7 +296,26 @@ TrainResult run_training(const TrainConfig& cfg, const RunContext& ctx, const Tr
             samples += r.samples;
             tokens += r.tokens;
         }
-        const int64_t step = state.step + 1;
+        if (pg->world_size() > 1) {
+            // Data parallel: average the LoRA gradients (and the metrics) over the ranks.
+            std::vector<at::Tensor> grads;
+            for (auto& p : params) {
+                if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+                grads.push_back(p.grad());
+            }
+            pg->all_reduce_mean(grads, fmt::format("LoRA gradients, step {}", step));
+            const auto sum = pg->all_reduce_sum({m.loss, m.err_theta, m.gap, m.err_ref, m.reward_accuracy,
+                                                 static_cast<double>(samples), static_cast<double>(tokens)},
+                                                fmt::format("metrics, step {}", step));
+            const double w = pg->world_size();
+            m.loss = sum[0] / w;
+            m.err_theta = sum[1] / w;
+            m.gap = sum[2] / w;
+            m.err_ref = sum[3] / w;
+            m.reward_accuracy = sum[4] / w;
+            samples = static_cast<int64_t>(sum[5]);
+            tokens = static_cast<int64_t>(sum[6]);
+        }
         bool finite = std::isfinite(m.loss);
         for (const auto& p : params) {
             if (finite && p.grad().defined() && !torch::isfinite(p.grad()).all().item<bool>()) finite = false;
@@ -281,10 +355,17 @@ TrainResult run_training(const TrainConfig& cfg, const RunContext& ctx, const Tr
                              step, cfg.train.steps, m.loss, m.gap, m.err_theta, m.err_ref, m.reward_accuracy,
                              m.grad_norm, m.lr, m.samples_per_s);
             }
-            if (step % cfg.checkpoint.every == 0 || step == cfg.train.steps) {
-                detail::save_checkpoint(ckpt_dir, state, *model, cfg, optimizer, gen, cfg.checkpoint.keep);
-                result.last_checkpoint = ckpt_dir / fmt::format("step-{:06d}", step);
-            }
+        }
+        const bool last = step == cfg.train.steps || (hooks.stop_after_step > 0 && step >= hooks.stop_after_step);
+        if (step % cfg.checkpoint.every == 0 || step == cfg.train.steps) {
+            state.world_size = pg->world_size();
+            // No rank runs ahead of a checkpoint, and a failed save stops every rank.
+            on_main_rank(*pg, fmt::format("checkpoint step {}", step), [&] {
+                detail::save_checkpoint(ckpt_dir, state, *model, cfg, optimizer, cfg.checkpoint.keep);
+            });
+            result.last_checkpoint = ckpt_dir / fmt::format("step-{:06d}", step);
+        } else if (last) {
+            pg->barrier(fmt::format("stop at step {}", step));  // all ranks agree on the step before they stop
         }
         bar.advance(1, fmt::format("loss={:.4f} gap={:+.2e}", m.loss, m.gap));
         if (hooks.stop_after_step > 0 && step >= hooks.stop_after_step) break;

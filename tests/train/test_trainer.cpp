@@ -157,7 +157,7 @@ TEST(Trainer, CheckpointsAreAtomicAndPruned) {
     EXPECT_EQ(names, (std::vector<std::string>{"latest", "metrics.jsonl", "step-000003", "step-000004"}));
     EXPECT_EQ(fs::read_symlink(dir.path / "run/latest"), "step-000004");
     EXPECT_EQ(find_latest_checkpoint(dir.path / "run"), dir.path / "run/step-000004");
-    for (const char* f : {"adapter.safetensors", "optimizer.pt", "rng.safetensors", "trainer_state.json", "config.yaml"}) {
+    for (const char* f : {"adapter.safetensors", "optimizer.pt", "trainer_state.json", "config.yaml"}) {
         EXPECT_TRUE(fs::exists(dir.path / "run/step-000004" / f)) << f;
     }
     // A half-written checkpoint (no trainer_state.json) is never picked.

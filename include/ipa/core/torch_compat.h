@@ -10,6 +10,11 @@
 
 #include <string>
 
+namespace c10d {
+class ProcessGroup;
+class Backend;
+}  // namespace c10d
+
 namespace ipa::compat {
 
 /// "1.13.0" etc.
@@ -45,6 +50,14 @@ private:
     bool prev_enabled_;
     c10::ScalarType prev_dtype_;
 };
+
+/// The c10d class that ProcessGroupGloo/NCCL derive from and that carries the
+/// collectives: `ProcessGroup` on 1.13, `Backend` on 2.x.
+#if TORCH_VERSION_MAJOR >= 2
+using CollectiveBackend = c10d::Backend;
+#else
+using CollectiveBackend = c10d::ProcessGroup;
+#endif
 
 /// Whether a CUDA device is usable at run time.
 bool cuda_available();

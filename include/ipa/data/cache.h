@@ -66,7 +66,8 @@ struct Batch {
 Batch collate(const std::vector<CachedSample>& samples);
 
 /// Sample order for one rank: per-epoch seeded shuffle of all indices, the rank's
-/// strided share. Pure function of (seed, epoch, rank, world), so resuming reproduces it.
+/// strided share, ceil(n / world) long on every rank (the order wraps around to fill the
+/// last round). Pure function of (seed, epoch, rank, world), so resuming reproduces it.
 std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch, int rank = 0, int world = 1);
 
 struct SyntheticOptions {

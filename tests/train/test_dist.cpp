@@ -1,0 +1,221 @@
+// Data-parallel training: real ipa-train processes talking over Gloo on loopback.
+// N ranks × batch b must train exactly what one rank with batch N·b trains; a missing or
+// dead rank must make the others fail within the timeout with a message that says so.
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <csignal>
+#include <torch/torch.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "ipa/core/error.h"
+#include "ipa/data/cache.h"
+#include "ipa/dist/process_group.h"
+#include "ipa/io/safetensors.h"
+#include "test_util.h"
+
+extern char** environ;
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path kSource = IPA_SOURCE_DIR;
+const fs::path kTrain = IPA_TRAIN_BIN;
+
+int free_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    socklen_t len = sizeof(a);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+        ::close(fd);
+        return 29500 + ::getpid() % 1000;
+    }
+    const int port = ntohs(a.sin_port);
+    ::close(fd);
+    return port;
+}
+
+/// Starts ipa-train with extra environment variables; stdout+stderr go to `log`.
+pid_t spawn_train(const std::vector<std::string>& args, const std::vector<std::string>& env, const fs::path& log) {
+    std::vector<std::string> all{kTrain.string()};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::vector<std::string> envs;
+    for (char** e = environ; *e; ++e) {
+        const std::string kv = *e;
+        if (kv.rfind("RANK=", 0) == 0 || kv.rfind("WORLD_SIZE=", 0) == 0 || kv.rfind("OMP_NUM_THREADS=", 0) == 0) continue;
+        envs.push_back(kv);
+    }
+    envs.insert(envs.end(), env.begin(), env.end());
+    envs.push_back("OMP_NUM_THREADS=1");
+    std::vector<char*> envp;
+    for (auto& e : envs) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    pid_t pid = -1;
+    const int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&fa);
+    EXPECT_EQ(rc, 0) << "cannot start " << argv[0];
+    return pid;
+}
+
+int wait_exit(pid_t pid) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string slurp(const fs::path& p) {
+    std::ifstream in(p);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+std::vector<std::string> tiny_args(const fs::path& dir, const std::string& name, int steps, int batch) {
+    return {"--config", (kSource / "configs/train/tiny-cpu.yaml").string(),
+            "--no-progress",
+            "--set", "model.config=" + (kSource / "configs/models/tiny.yaml").string(),
+            "--set", "data.cache_dir=" + (dir / (name + "-cache")).string(),
+            "--set", "checkpoint.dir=" + (dir / name).string(),
+            "--set", "checkpoint.every=2",
+            "--set", "train.steps=" + std::to_string(steps),
+            "--set", "train.batch_size=" + std::to_string(batch),
+            "--set", "dist.timeout_s=20"};
+}
+
+std::vector<std::string> rank_env(int rank, int world, int port) {
+    return {"RANK=" + std::to_string(rank), "WORLD_SIZE=" + std::to_string(world), "LOCAL_RANK=" + std::to_string(rank),
+            "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + std::to_string(port)};
+}
+
+}  // namespace
+
+TEST(Dist, WorldOneIsALocalNoOpGroup) {
+    ipa::RunContext ctx;
+    const auto pg = ipa::dist::ProcessGroup::create(ctx, {});
+    EXPECT_EQ(pg->world_size(), 1);
+    EXPECT_EQ(pg->backend(), "local");
+    auto t = torch::arange(4.0);
+    pg->all_reduce_mean({t}, "test");
+    EXPECT_TRUE(torch::equal(t, torch::arange(4.0)));
+    EXPECT_EQ(pg->all_reduce_sum({1.5, 2.0}, "test"), (std::vector<double>{1.5, 2.0}));
+}
+
+TEST(Dist, EveryRankGetsTheSameNumberOfSamples) {
+    // 5 samples on 2 ranks: 3 each, the shuffled order wrapping around; together they cover all.
+    const auto full = ipa::data::epoch_order(5, 7, 0);
+    const auto r0 = ipa::data::epoch_order(5, 7, 0, 0, 2), r1 = ipa::data::epoch_order(5, 7, 0, 1, 2);
+    ASSERT_EQ(r0.size(), 3u);
+    ASSERT_EQ(r1.size(), 3u);
+    EXPECT_EQ(r0, (std::vector<int64_t>{full[0], full[2], full[4]}));
+    EXPECT_EQ(r1, (std::vector<int64_t>{full[1], full[3], full[0]}));
+}
+
+TEST(Dist, TwoRanksTrainWhatOneRankWithTheirCombinedBatchTrains) {
+    ipa::test::TempDir dir("ipa_dist");
+    const int port = free_port();
+    const auto single = spawn_train(tiny_args(dir.path, "w1", 4, 2), {}, dir.path / "w1.log");
+    ASSERT_EQ(wait_exit(single), 0) << slurp(dir.path / "w1.log");
+    const auto r0 = spawn_train(tiny_args(dir.path, "w2", 4, 1), rank_env(0, 2, port), dir.path / "w2.0.log");
+    const auto r1 = spawn_train(tiny_args(dir.path, "w2", 4, 1), rank_env(1, 2, port), dir.path / "w2.1.log");
+    const int rc0 = wait_exit(r0), rc1 = wait_exit(r1);
+    ASSERT_EQ(rc0, 0) << slurp(dir.path / "w2.0.log");
+    ASSERT_EQ(rc1, 0) << slurp(dir.path / "w2.1.log");
+    EXPECT_NE(slurp(dir.path / "w2.0.log").find("process group ready (gloo)"), std::string::npos);
+
+    const auto a = ipa::io::SafetensorsFile::open(dir.path / "w1/step-000004/adapter.safetensors");
+    const auto b = ipa::io::SafetensorsFile::open(dir.path / "w2/step-000004/adapter.safetensors");
+    ASSERT_EQ(a.tensors().size(), b.tensors().size());
+    double max_diff = 0, max_lora_b = 0;
+    for (const auto& info : a.tensors()) {
+        const auto& name = info.name;
+        const auto x = a.tensor(name), y = b.tensor(name);
+        max_diff = std::max(max_diff, (x - y).abs().max().item<double>());
+        if (name.find("lora_B") != std::string::npos) max_lora_b = std::max(max_lora_b, x.abs().max().item<double>());
+    }
+    EXPECT_GT(max_lora_b, 1e-3) << "the adapter did not train";
+    // Same samples, noise and t; only the summation order of the gradient differs.
+    EXPECT_LT(max_diff, 2e-6);
+    // Only rank 0 writes metrics; they hold the averaged loss of both ranks.
+    const auto m1 = slurp(dir.path / "w1/metrics.jsonl"), m2 = slurp(dir.path / "w2/metrics.jsonl");
+    EXPECT_EQ(std::count(m2.begin(), m2.end(), '\n'), 4);
+    const auto l1 = nlohmann::json::parse(m1.substr(0, m1.find('\n')))["loss"].get<double>();
+    const auto l2 = nlohmann::json::parse(m2.substr(0, m2.find('\n')))["loss"].get<double>();
+    EXPECT_NEAR(l1, l2, 1e-6);
+}
+
+TEST(Dist, AMissingRankFailsTheRunWithinTheTimeout) {
+    ipa::test::TempDir dir("ipa_dist");
+    auto args = tiny_args(dir.path, "lonely", 2, 1);
+    args.back() = "dist.timeout_s=3";
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto r0 = spawn_train(args, rank_env(0, 2, free_port()), dir.path / "r0.log");
+    const int rc = wait_exit(r0);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const auto log = slurp(dir.path / "r0.log");
+    EXPECT_EQ(rc, static_cast<int>(ipa::ExitCode::dist)) << log;
+    EXPECT_LT(s, 30.0);
+    EXPECT_NE(log.find("rank 0/2"), std::string::npos) << log;
+    EXPECT_FALSE(fs::exists(dir.path / "lonely/latest"));
+}
+
+TEST(Dist, RanksWithDifferentConfigsRefuseToStart) {
+    ipa::test::TempDir dir("ipa_dist");
+    const int port = free_port();
+    const auto r0 = spawn_train(tiny_args(dir.path, "run", 6, 1), rank_env(0, 2, port), dir.path / "r0.log");
+    const auto r1 = spawn_train(tiny_args(dir.path, "run", 2, 1), rank_env(1, 2, port), dir.path / "r1.log");
+    const int rc1 = wait_exit(r1), rc0 = wait_exit(r0);
+    for (const auto& [rc, log] : {std::pair{rc0, slurp(dir.path / "r0.log")}, std::pair{rc1, slurp(dir.path / "r1.log")}}) {
+        EXPECT_EQ(rc, static_cast<int>(ipa::ExitCode::dist)) << log;
+        EXPECT_NE(log.find("disagree on the resolved training config"), std::string::npos) << log;
+    }
+    EXPECT_FALSE(fs::exists(dir.path / "run/latest"));
+}
+
+TEST(Dist, ADeadRankFailsTheOthers) {
+    ipa::test::TempDir dir("ipa_dist");
+    const int port = free_port();
+    auto args = tiny_args(dir.path, "run", 400, 1);
+    const auto r0 = spawn_train(args, rank_env(0, 2, port), dir.path / "r0.log");
+    const auto r1 = spawn_train(args, rank_env(1, 2, port), dir.path / "r1.log");
+    // Kill rank 1 once the first checkpoint exists.
+    const auto t0 = std::chrono::steady_clock::now();
+    while (!fs::exists(dir.path / "run/step-000002/trainer_state.json") &&
+           std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60)) {
+        ::usleep(20000);
+    }
+    ::kill(r1, SIGKILL);
+    wait_exit(r1);
+    const int rc0 = wait_exit(r0);
+    const auto log = slurp(dir.path / "r0.log");
+    EXPECT_EQ(rc0, static_cast<int>(ipa::ExitCode::dist)) << log;
+    EXPECT_NE(log.find("rank 0/2: collective"), std::string::npos) << log;
+    EXPECT_EQ(log.find("frame #"), std::string::npos) << "no C++ backtrace in user-facing errors:\n" << log;
+    // Checkpoints written before the failure are complete; nothing half-written is left.
+    EXPECT_TRUE(fs::exists(dir.path / "run/step-000002/trainer_state.json"));
+    for (const auto& e : fs::directory_iterator(dir.path / "run")) {
+        EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+    }
+}
