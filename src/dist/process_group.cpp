@@ -6,10 +6,12 @@
 #include <torch/torch.h>
 
 // LibTorch's c10d headers are guarded by the macros its own build defines.
+#ifdef IPA_WITH_GLOO
 #ifndef USE_C10D_GLOO
 #define USE_C10D_GLOO
 #endif
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef IPA_WITH_NCCL
@@ -67,6 +69,12 @@ std::unique_ptr<ProcessGroup> ProcessGroup::create(const RunContext& ctx, const 
     if (backend != "gloo" && backend != "nccl") {
         throw ConfigError(fmt::format("dist.backend '{}' is not one of auto, nccl, gloo", opts.backend));
     }
+#ifndef IPA_WITH_GLOO
+    if (backend == "gloo") {
+        throw DistError("dist.backend gloo: this build of ipa has no Gloo (its headers were not found at configure "
+                        "time; install libgloo-dev or use a LibTorch that ships them)");
+    }
+#endif
 #ifndef IPA_WITH_NCCL
     if (backend == "nccl") {
         throw DistError("dist.backend nccl: this build of ipa has no NCCL (LibTorch without USE_C10D_NCCL, or built "
@@ -100,6 +108,7 @@ std::unique_ptr<ProcessGroup> ProcessGroup::create(const RunContext& ctx, const 
         // The store is shared with other users of the port's run; scope our keys.
         auto prefixed = c10::make_intrusive<c10d::PrefixStore>("ipa", impl->store);
         if (backend == "gloo") {
+#ifdef IPA_WITH_GLOO
             auto go = c10d::ProcessGroupGloo::Options::create();
             go->timeout = impl->timeout;
             const std::string ifname = env_or_empty("GLOO_SOCKET_IFNAME");
@@ -111,6 +120,7 @@ std::unique_ptr<ProcessGroup> ProcessGroup::create(const RunContext& ctx, const 
                 go->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
             }
             impl->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, ctx.rank, ctx.world_size, go);
+#endif
         } else {
 #ifdef IPA_WITH_NCCL
             auto no = c10d::ProcessGroupNCCL::Options::create();
