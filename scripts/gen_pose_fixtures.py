@@ -14,12 +14,21 @@ drawn maps is the upstream code, run unmodified.
 Needs Debian's python3-numpy, python3-opencv and python3-matplotlib (the upstream drawing code
 imports cv2 and matplotlib):
     /usr/bin/python3 scripts/gen_pose_fixtures.py \
-        --vace-git /work/.mirror/ali-vilab+VACE/repo --out tests/fixtures/pose
+        --vace-git /work/.mirror/ali-vilab+VACE/repo \
+        --unianimate-git /work/.mirror/ali-vilab+UniAnimate-DiT/repo \
+        --mimicmotion-git /work/.mirror/Tencent+MimicMotion/repo --out tests/fixtures/pose
 
 Writes per case <case>.json (canvas size, 133 keypoints per person as float32-exact values) and
 <case>.<map>.png for map in body, face, bodyface, handbodyface (the canvas as drawn, i.e. the
 palette triples as BGR, so cv::imread gives the canvas back), plus <case>.scaled.png: the same
 pose dict drawn by upstream draw_pose (hands+body+face) on a canvas of `scaled_size`.
+
+With --unianimate-git / --mimicmotion-git it also writes the variants of reference notes §1.9:
+<case>.unianimate.png and <case>.unianimate_face.png (github.com/ali-vilab/UniAnimate-DiT
+prepare_training_data.py `DWposeDetector.__call__` / `draw_pose`: first person, body + feet +
+hands, without / with face) and <case>.mimicmotion.png (github.com/Tencent/MimicMotion
+mimicmotion/dwpose/dwpose_detector.py `DWposeDetector.__call__` + util.py `draw_pose`, flipped
+back from RGB to the canvas order), again with only the ONNX calls replaced.
 """
 
 import argparse
@@ -66,6 +75,73 @@ def load_upstream(git_dir, rev):
     import _vace_up.pose as pose  # noqa: E402
     import _vace_up.dwpose.wholebody as wholebody  # noqa: E402
     return pose, wholebody, commit
+
+
+def git_files(git_dir, rev, files, root):
+    commit = subprocess.run(['git', '--git-dir', git_dir, 'rev-parse', rev + '^{commit}'], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    for dst, src in files.items():
+        path = os.path.join(root, dst)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        text = subprocess.run(['git', '--git-dir', git_dir, 'show', f'{commit}:{src}'], check=True,
+                              capture_output=True, text=True).stdout
+        with open(path, 'w') as f:
+            f.write(text)
+    return commit
+
+
+def fake_wholebody(module, keypoints, scores):
+    """An instance of the upstream Wholebody class whose two ONNX calls return the given keypoints."""
+    module.inference_detector = lambda sess, img: np.zeros((len(keypoints), 4), np.float32)
+    module.inference_pose = lambda sess, det, img: (keypoints.copy(), scores.copy())
+    wb = object.__new__(module.Wholebody)
+    wb.session_det = wb.session_pose = None
+    return wb
+
+
+def load_unianimate(git_dir, rev):
+    root = tempfile.mkdtemp(prefix='unianimate_up_')
+    commit = git_files(git_dir, rev, {f'dwpose/{n}': f'dwpose/{n}' for n in
+                                      ('util.py', 'wholebody.py', 'onnxdet.py', 'onnxpose.py')}, root)
+    commit = git_files(git_dir, commit, {'prepare_training_data.py': 'prepare_training_data.py'}, root)
+    open(os.path.join(root, 'dwpose', '__init__.py'), 'w').close()
+    sys.modules.setdefault('oss2', types.ModuleType('oss2'))  # imported, never used by the drawing path
+    sys.path.insert(0, root)
+    import dwpose.util  # noqa: E402
+    import dwpose.wholebody  # noqa: E402
+    sys.modules['util'], sys.modules['wholebody'] = dwpose.util, dwpose.wholebody  # its flat imports
+    import prepare_training_data as ptd  # noqa: E402
+    return ptd, dwpose.wholebody, commit
+
+
+def run_unianimate(ptd, wholebody, keypoints, scores, height, width):
+    det = object.__new__(ptd.DWposeDetector)
+    det.pose_estimation = fake_wholebody(wholebody, keypoints, scores)
+    without_face, with_face = det(np.zeros((height, width, 3), np.uint8))
+    return {'unianimate': without_face, 'unianimate_face': with_face}
+
+
+def load_mimicmotion(git_dir, rev):
+    root = tempfile.mkdtemp(prefix='mimicmotion_up_')
+    commit = git_files(git_dir, rev, {f'_mm_up/dwpose/{n}': f'mimicmotion/dwpose/{n}' for n in
+                                      ('util.py', 'wholebody.py', 'onnxdet.py', 'onnxpose.py',
+                                       'dwpose_detector.py')}, root)
+    for init in ('_mm_up/__init__.py', '_mm_up/dwpose/__init__.py'):
+        open(os.path.join(root, init), 'w').close()
+    sys.path.insert(0, root)
+    import _mm_up.dwpose.dwpose_detector as detector  # noqa: E402
+    import _mm_up.dwpose.util as util  # noqa: E402
+    import _mm_up.dwpose.wholebody as wholebody  # noqa: E402
+    return detector, util, wholebody, commit
+
+
+def run_mimicmotion(mm, keypoints, scores, height, width):
+    detector, util, wholebody = mm
+    det = object.__new__(detector.DWposeDetector)
+    det.pose_estimation = fake_wholebody(wholebody, keypoints, scores)
+    pose = det(np.zeros((height, width, 3), np.uint8))
+    rgb = util.draw_pose(pose, height, width).transpose(1, 2, 0)  # RGB of the resized canvas
+    return {'mimicmotion': np.ascontiguousarray(rgb[..., ::-1])}
 
 
 def run_vace(pose, wholebody, keypoints, scores, height, width, scaled_size):
@@ -158,10 +234,20 @@ CASES = {'two_people': case_two_people, 'single': case_single}
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--vace-git', required=True, help='bare git dir of github.com/ali-vilab/VACE')
+    ap.add_argument('--unianimate-git', help='bare git dir of github.com/ali-vilab/UniAnimate-DiT')
+    ap.add_argument('--mimicmotion-git', help='bare git dir of github.com/Tencent/MimicMotion')
     ap.add_argument('--rev', default='HEAD')
     ap.add_argument('--out', required=True)
     args = ap.parse_args()
     pose, wholebody, commit = load_upstream(args.vace_git, args.rev)
+    upstream = {'vace': f'ali-vilab/VACE@{commit}'}
+    uni = mm = None
+    if args.unianimate_git:
+        *uni, c = load_unianimate(args.unianimate_git, args.rev)
+        upstream['unianimate'] = f'ali-vilab/UniAnimate-DiT@{c}'
+    if args.mimicmotion_git:
+        *mm, c = load_mimicmotion(args.mimicmotion_git, args.rev)
+        upstream['mimicmotion'] = f'Tencent/MimicMotion@{c}'
     os.makedirs(args.out, exist_ok=True)
     rng = np.random.RandomState(1234)
     for name, make in CASES.items():
@@ -171,8 +257,12 @@ def main():
         keypoints = np.stack([f32(k).astype(np.float64) for k in kps])
         scores = np.stack([f32(s) for s in scs])
         maps = run_vace(pose, wholebody, keypoints.copy(), scores.copy(), height, width, scaled)
+        if uni:
+            maps.update(run_unianimate(*uni, keypoints, scores, height, width))
+        if mm:
+            maps.update(run_mimicmotion(mm, keypoints, scores, height, width))
         people = [[[float(x), float(y), float(s)] for (x, y), s in zip(k, s_)] for k, s_ in zip(keypoints, scores)]
-        meta = {'upstream': f'ali-vilab/VACE@{commit}', 'height': height, 'width': width,
+        meta = {'upstream': upstream, 'height': height, 'width': width,
                 'scaled_height': scaled[0], 'scaled_width': scaled[1], 'people': people}
         with open(os.path.join(args.out, f'{name}.json'), 'w') as f:
             json.dump(meta, f, separators=(',', ':'))

@@ -59,6 +59,30 @@ TEST(Render, MatchesUpstreamVacePixelForPixel) {
     }
 }
 
+// The §1.9 variants, bit-exact against UniAnimate-DiT's and MimicMotion's own drawing code.
+TEST(Render, MatchesUpstreamUniAnimateAndMimicMotion) {
+    using Style = RenderOptions::Style;
+    for (const std::string name : {"two_people", "single"}) {
+        int sh = 0, sw = 0;
+        const PoseFrame f = fixture_frame(name, sh, sw);
+        const int h = f.height, w = f.width;
+        const cv::Mat uni = render_pose(f, h, w, {.face = false, .style = Style::UniAnimate});
+        EXPECT_EQ(mismatches(uni, name + ".unianimate.png"), 0) << name;
+        EXPECT_EQ(mismatches(render_pose(f, h, w, {.style = Style::UniAnimate}), name + ".unianimate_face.png"), 0) << name;
+        const cv::Mat mimic = render_pose(f, h, w, {.style = Style::MimicMotion});
+        EXPECT_EQ(mismatches(mimic, name + ".mimicmotion.png"), 0) << name;
+        EXPECT_GT(cv::countNonZero(mimic.reshape(1)), 100) << name;
+    }
+    // UniAnimate draws the first person only; its toe points get the two extra colours.
+    int sh = 0, sw = 0;
+    PoseFrame one = fixture_frame("two_people", sh, sw);
+    one.people.resize(1);
+    const cv::Mat a = render_pose(fixture_frame("two_people", sh, sw), 256, 320, {.style = RenderOptions::Style::UniAnimate});
+    EXPECT_EQ(cv::norm(a, render_pose(one, 256, 320, {.style = RenderOptions::Style::UniAnimate}), cv::NORM_INF), 0.0);
+    EXPECT_THROW(render_pose(one, 10, 10, {.style = RenderOptions::Style::MimicMotion, .mimic_ref_short_side = 0}),
+                 ConfigError);
+}
+
 TEST(Render, OpenPoseJsonRoundTripRendersTheSame) {
     int sh = 0, sw = 0;
     const PoseFrame f = fixture_frame("two_people", sh, sw);

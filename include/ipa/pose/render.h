@@ -15,10 +15,20 @@ namespace ipa::pose {
 struct RenderOptions {
     bool body = true, hands = true, face = true;
     float threshold = kConfidenceThreshold;  ///< body points need c > threshold; hand/face points with c < threshold are invisible
+    /// Which repository's drawing to reproduce (reference notes §1.9):
+    /// - VACE: vace/annotators/dwpose/util.py (= DWPose ControlNet util.py), all people.
+    /// - UniAnimate: UniAnimate-DiT draw_body_and_foot: the first person only, two extra foot
+    ///   points (toe midpoints) and limbs; hands as VACE. Its training maps are `{.face = false}`.
+    /// - MimicMotion: confidence-scaled colours, hand/face points never hidden by score, drawn
+    ///   with the short side at mimic_ref_short_side and resized (bilinear) to height x width.
+    enum class Style { VACE, UniAnimate, MimicMotion } style = Style::VACE;
+    int mimic_ref_short_side = 2160;  ///< MimicMotion draw_pose ref_w
 };
 
 /// Renders one frame: CV_8UC3 (BGR), black canvas of height x width. Keypoints are scaled
-/// from (frame.width, frame.height) to (width, height) when those are known and differ.
+/// from (frame.width, frame.height) to (width, height) when those are known and differ
+/// (as upstream: normalised by the detection canvas, times the drawing canvas). Faces draw
+/// every point given (68, or 70 with OpenPose's pupils). ConfigError for a bad size/option.
 cv::Mat render_pose(const PoseFrame& frame, int height, int width, const RenderOptions& opts = {});
 
 /// render_pose() for every frame of a sequence.
