@@ -1,7 +1,20 @@
 #pragma once
 
-/// How many preference (DPO) pairs a scored candidate set could give: the IPA paper's four
-/// cases (reference notes §6) counted per pair of candidates and per frame window.
+/// How many DPO pairs a set of scored candidates could form (the IPA paper's Case 1-4
+/// analysis: of 93 hand-picked good videos only ~7.5% could form strict pairs).
+///
+/// Definitions. Candidates with the same `group` (the same driving pose + reference) are
+/// compared pairwise (every unordered pair). A candidate with an empty group is a group of
+/// its own. A pair is cut into non-overlapping windows of `window` frames over the first
+/// min(T_a, T_b) frames ([0,w), [w,2w), ...; a trailing remainder shorter than a window
+/// is dropped, except that a pair shorter than one window forms one window of all its
+/// frames). In a window a candidate is GOOD when every frame passes (FrameScore::score ≥
+/// cfg.threshold), BAD when every frame fails, else MIXED. The window is:
+///   - both_good (Case 1): both GOOD;
+///   - both_bad  (Case 2): both BAD;
+///   - strict    (Case 4): one GOOD and the other BAD — a strict winner/loser, usable as
+///                one DPO pair;
+///   - mixed     (Case 3): anything else (at least one MIXED candidate).
 
 #include <cstdint>
 #include <string>
@@ -13,39 +26,22 @@ namespace ipa::curate {
 
 /// Options of pair_statistics().
 struct PairStatsOptions {
-    int64_t window = 16;  ///< frames per window (non-overlapping; see pair_statistics())
+    int64_t window = 16;  ///< frames per window (≥ 1)
 };
 
-/// Counts over every unordered candidate pair of every group and every window.
+/// Counts (windows are summed over all pairs of all groups; the four classes add up to windows).
 struct PairStats {
-    int64_t groups = 0;      ///< groups with >= 2 candidates (those that form pairs)
-    int64_t pairs = 0;       ///< unordered candidate pairs inside groups
-    int64_t windows = 0;     ///< pair windows = both_good + both_bad + mixed + strict
-    int64_t both_good = 0;   ///< case 1: both candidates pass every frame of the window
-    int64_t both_bad = 0;    ///< case 2: both fail every frame of the window
-    int64_t mixed = 0;       ///< case 3: any other window (a candidate passes some frames and fails others, ...)
-    int64_t strict = 0;      ///< case 4: one passes every frame and the other fails every frame
-    int64_t candidates = 0;  ///< candidates seen (in any group)
-    int64_t good_candidates = 0;    ///< candidates with pass == true
-    int64_t strict_pairs = 0;       ///< candidate pairs with at least one strict window
-    int64_t good_with_loser = 0;    ///< passing candidates that are the strict winner of at least one window
+    int64_t groups = 0, pairs = 0, windows = 0, both_good = 0, both_bad = 0, mixed = 0, strict = 0;
+    int64_t strict_pairs = 0;  ///< candidate pairs with at least one strict window
+    int64_t candidates = 0;    ///< candidates counted
 };
 
-/// Pair statistics. Candidates are grouped by `group` (an empty group is the candidate's own
-/// group, so it forms no pair). For each unordered pair (a, b) of a group, the first
-/// n = min(frames of a, frames of b) frames are cut into windows of opts.window frames
-/// (floor(n / window) windows; one window of n frames when 0 < n < window). In a window a
-/// candidate is *good* when every frame has score >= cfg.threshold and *bad* when every frame
-/// has score < cfg.threshold. The window is both_good, both_bad, strict (one good, the other
-/// bad: a per-frame consistent winner/loser, the only case usable by DPO) or mixed. A pair
-/// where a candidate has no per-frame detail counts one window with each candidate's overall
-/// `pass` standing for all its frames. ConfigError if opts.window < 1.
+/// Computes the statistics; ipa::ConfigError for window < 1, ipa::DataError for duplicate ids.
 PairStats pair_statistics(const std::vector<CandidateScore>& scores, const ScoreConfig& cfg,
-                          const PairStatsOptions& opts = {});
+                          const PairStatsOptions& opts);
 
-/// A human-readable multi-line report: the counts with percentages of all windows, and the
-/// number of DPO pairs that would exist (strict windows, strict candidate pairs, and the
-/// passing candidates that have a strict loser, cf. IPA's 7 of 93).
+/// Human-readable report: the counts with percentages of windows and the number of DPO
+/// pairs that would exist (strict windows, and the candidate pairs they come from).
 std::string format_pair_stats(const PairStats& s);
 
 }  // namespace ipa::curate

@@ -1,33 +1,27 @@
 #pragma once
 
-/// Automatic hand-quality scoring of generated candidates (reference notes
-/// pose-hands-eval.md §5.2): hand keypoint confidence, hand visibility, temporal jitter and
-/// acceleration of hand points (normalised by hand size) and the sharpness of hand crops
-/// relative to the body, combined into one score in [0, 1].
+/// Automatic hand-quality scoring of generated candidates, to pre-rank them before human
+/// curation (reference notes pose-hands-eval §5.2). Signals per candidate, from its video
+/// and the hand keypoints a detector (DWPose) reported on that video:
+///   - confidence:  mean confidence of the 21 points of every present hand;
+///   - finger:      the weakest finger: min over the 5 fingers of the mean confidence of
+///                  its 4 points (a missing or fused finger drags it down while the hand
+///                  mean stays high);
+///   - visibility:  fraction of expected hands (2 per person with a body) that have
+///                  ≥ min_points points with c > point_threshold;
+///   - jitter:      frame-to-frame change of the hand's shape (points relative to the hand's
+///                  centroid), divided by the hand size (longer side of its keypoint box);
+///   - accel:       second difference of the absolute hand points, divided by the hand size;
+///   - sharpness:   Laplacian variance of the gray hand crop (pose::hand_box) divided by the
+///                  Laplacian variance of the body crop (box of the confident body points).
+/// Each signal maps to a sub-score in [0,1] by a linear ramp between its `bad` and `good`
+/// value; the combined score is the weighted geometric mean of the sub-scores (one very
+/// bad signal sinks it; weight 0 disables a signal). Per frame the same formula runs on
+/// that frame's signals (FrameScore::score), which pairs.h uses.
 ///
-/// Per frame (the person with the highest total keypoint confidence; `hands` expected hands):
-/// - hand_confidence: the worst expected hand's mean confidence over its 21 points (an
-///   absent hand counts 0), so one bad hand is not averaged away by the other;
-/// - visible_fraction: the fraction of expected hands with >= min_points points of
-///   confidence > keypoint_threshold;
-/// - hand_sharpness: variance of the 3x3 Laplacian of the grayscale hand crop
-///   (pose::hand_box with crop_padding), the lowest over visible hands; 0 if none;
-/// - body_sharpness: the same over the body box (confident body and hand points, padded by
-///   10%; the whole frame if there are none); sharpness ratio = hand / body;
-/// - jitter: mean over hands and fingers points of |r[t+1] - 2 r[t] + r[t-1]| / size, with
-///   r = point - wrist (hand shape, independent of how the whole hand moves) and size the
-///   longer side of the hand's confident keypoint box; points confident in all three frames;
-/// - accel: the same on absolute positions (whole-hand acceleration; dance moves are fast,
-///   so it has no weight by default).
-/// First/last frames take the jitter/accel of their neighbour; a frame where it cannot be
-/// measured stores 0 and its sub-score is neutral (1).
-///
-/// Each signal v becomes a sub-score by a linear ramp s = clamp((v - bad) / (good - bad), 0, 1)
-/// (good > bad for "higher is better", good < bad for "lower is better"). The combined score
-/// is the weighted geometric mean  prod_i max(s_i, 1e-3)^(w_i / sum w): a candidate is only as
-/// good as its worst weighted signal. The candidate score uses the aggregate signals
-/// (confidence_mean, visible_fraction, sharpness_ratio = median over frames with a visible
-/// hand, jitter and accel = mean over measurable frames); each frame's score uses its own.
+/// No published evidence ties these heuristics to human judgement of generated hands;
+/// the defaults were calibrated on the synthetic set (synth.h) and should be re-checked
+/// against human picks.
 
 #include <cstdint>
 #include <filesystem>
@@ -36,52 +30,44 @@
 #include <vector>
 
 #include <opencv2/core/mat.hpp>
-#include <opencv2/core/types.hpp>
 
 #include "ipa/curate/manifest.h"
 #include "ipa/pose/keypoints.h"
 
-namespace ipa {
-class ConfigReader;
-}
-
 namespace ipa::curate {
 
-/// One signal's ramp and weight (see the file comment).
-struct SignalRamp {
-    double bad = 0;     ///< value with sub-score 0
-    double good = 1;    ///< value with sub-score 1
-    double weight = 1;  ///< weight in the geometric mean (0 = reported only)
-    /// The sub-score of `v` in [0, 1].
-    double apply(double v) const;
+/// A linear ramp: value at `bad` → 0, at `good` → 1, clamped (bad > good means lower is better).
+struct Ramp {
+    double bad = 0, good = 1;
+    double operator()(double value) const;
 };
 
-/// Scoring configuration: YAML section `score:` (configs/curate/score.yaml documents each
-/// key). Defaults are calibrated on the synthetic set (synth.h) and are a heuristic for real
-/// candidates: recalibrate on labelled human picks.
+/// Scoring configuration (YAML section `score:`; configs/curate/score.yaml documents each key).
 struct ScoreConfig {
-    double threshold = 0.5;          ///< combined score >= threshold => pass (frames too)
-    float keypoint_threshold = 0.3f; ///< a keypoint is confident when c > this
-    int min_points = 5;              ///< a hand is visible with >= min_points confident points
-    int hands = 2;                   ///< hands expected per frame (1 or 2)
-    float crop_padding = 0.25f;      ///< hand crop padding, fraction of the hand size
-    SignalRamp confidence{0.55, 0.80, 1.0};  ///< worst hand's mean confidence
-    SignalRamp visible{0.5, 1.0, 1.0};       ///< visible fraction of expected hands
-    SignalRamp sharpness{0.35, 0.75, 1.0};   ///< hand / body Laplacian variance ratio
-    SignalRamp jitter{0.15, 0.06, 1.0};      ///< hand-shape acceleration / hand size
-    SignalRamp accel{0.60, 0.20, 0.0};       ///< whole-hand acceleration / hand size
+    double threshold = 0.5;  ///< combined score ≥ threshold ⇒ pass (also per frame, for pairs)
 
-    /// Reads the `score:` section of a YAML file; unknown keys, a missing section and bad
-    /// values are ipa::ConfigError naming the key.
+    float point_threshold = 0.3f;  ///< a keypoint counts as detected when c > this (DWPose's 0.3)
+    int min_points = 5;            ///< a hand is visible with ≥ this many detected points
+    float hand_padding = 0.25f;    ///< crop padding around the hand's points (fraction of its size)
+
+    double w_confidence = 1, w_finger = 2, w_visibility = 1, w_jitter = 1, w_accel = 1, w_sharpness = 2;
+    Ramp confidence{0.3, 0.7};    ///< mean hand point confidence
+    Ramp finger{0.3, 0.65};       ///< weakest-finger mean confidence
+    Ramp visibility{0.5, 0.9};    ///< visible fraction of expected hands
+    Ramp jitter{0.12, 0.04};      ///< mean shape change per frame / hand size
+    Ramp accel{0.25, 0.08};       ///< mean |second difference| / hand size
+    Ramp sharpness{0.35, 0.8};    ///< hand / body Laplacian-variance ratio
+
+    /// Reads the `score:` section of a YAML file (keys as the member names; ramps as
+    /// `confidence: {bad: 0.3, good: 0.7}`); unknown keys → ipa::ConfigError.
     static ScoreConfig from_yaml(const std::filesystem::path& file);
-    /// Reads from an already opened `score` section (finish() is called on it).
-    static ScoreConfig from_config(const ConfigReader& section);
-    /// ConfigError for out-of-range values (threshold outside [0,1], hands not 1 or 2,
-    /// min_points outside 1..21, a ramp with good == bad, a negative weight, all weights 0).
+    /// Throws ipa::ConfigError for out-of-range values (negative weights, all weights 0,
+    /// bad == good, min_points outside 1..21, ...), naming the key.
     void check() const;
 };
 
-/// Per-frame signals (see the file comment) and the frame's combined score.
+/// Per-frame signals (sharpness values are Laplacian variances; NaN-free: a frame without
+/// a visible hand has hand_sharpness 0 and score 0).
 struct FrameScore {
     int64_t frame = 0;
     double hand_confidence = 0;
@@ -89,46 +75,47 @@ struct FrameScore {
     double hand_sharpness = 0;
     double body_sharpness = 0;
     double jitter = 0;
-    double accel = 0;   ///< whole-hand acceleration / hand size
-    double score = 0;   ///< combined score of this frame's signals
-    bool pass = false;  ///< score >= threshold
+    double finger_confidence = 0;  ///< weakest finger (see file comment)
+    double accel = 0;
+    double score = 0;              ///< combined score of this frame alone
 };
 
-/// One candidate's score. `stats` holds: confidence_mean, confidence_min, visible_fraction,
-/// detection_rate (frames with every expected hand visible), hand_sharpness, body_sharpness,
-/// sharpness_ratio, jitter, accel, frames, frames_pass, and the sub-scores sub_confidence,
-/// sub_visible, sub_sharpness, sub_jitter, sub_accel.
+/// The result for one candidate.
 struct CandidateScore {
     std::string id, group;
     double score = 0;
     bool pass = false;
+    /// confidence_mean, finger_confidence, visible_fraction, jitter, accel, sharpness_ratio,
+    /// hand_sharpness, body_sharpness, frames, hand_frames, and s_<signal> (sub-scores).
     std::map<std::string, double> stats;
     std::vector<FrameScore> frames;
 };
 
-/// Scores one clip from its frames (CV_8UC3 BGR) and keypoints (already at the frames'
-/// pixel scale, one PoseFrame per frame). `what` names the candidate in errors.
-/// DataError if the counts differ or a frame is not CV_8UC3.
-CandidateScore score_frames(const std::vector<cv::Mat>& frames, const pose::PoseSequence& keypoints,
-                            const ScoreConfig& cfg, const std::string& what = "candidate");
+/// Laplacian variance (3x3 kernel, CV_64F) of the gray image inside `roi` (clipped);
+/// 0 for an empty region. BGR or gray input.
+double laplacian_variance(const cv::Mat& image, const cv::Rect& roi);
 
-/// Scores every row: reads its `video` (media::read_frames_bgr) and `keypoints`
-/// (pose::read_keypoints; coordinates scaled from the keypoints' canvas to the video size
-/// when they differ). `group` comes from the row's `group` column (empty if absent).
-/// Shows progress and logs a summary. A missing/blank path, an unreadable or corrupt video
-/// or keypoint file, or a frame-count mismatch is ipa::DataError naming the row id and file.
+/// Scores one candidate from its frames (BGR) and keypoints (one PoseFrame per video frame;
+/// keypoints are scaled from the pose canvas to the video size when they differ). Throws
+/// ipa::DataError (prefixed with `id`) when the frame counts differ or there are no frames.
+CandidateScore score_candidate(const std::string& id, const std::string& group,
+                               const std::vector<cv::Mat>& frames, const pose::PoseSequence& keypoints,
+                               const ScoreConfig& cfg);
+
+/// Recomputes the sub-scores, combined scores and pass flags of `s` (candidate and frames)
+/// from its stored signals under `cfg` (for re-thresholding a scores.json).
+void rescore(CandidateScore& s, const ScoreConfig& cfg);
+
+/// Scores every row: reads its `video` and `keypoints`; the group is the row's `group`
+/// column (empty if absent). Logs progress. A missing/corrupt video or keypoints, or a
+/// row without those columns → ipa::DataError naming the row id and the file.
 std::vector<CandidateScore> score_manifest(const Manifest& m, const ScoreConfig& cfg);
 
-/// Writes out_dir/scores.csv (id, group, score, pass, then every stat, one row per
-/// candidate) and out_dir/scores.json (the same plus per-frame detail), both atomically;
-/// creates out_dir.
+/// Writes out_dir/scores.csv (one row per candidate: id, group, score, pass, stats) and
+/// out_dir/scores.json (everything, with per-frame detail); both atomic.
 void write_scores(const std::filesystem::path& out_dir, const std::vector<CandidateScore>& scores);
 
-/// Reads a scores.json written by write_scores(); DataError naming the file and the key.
+/// Reads a scores.json written by write_scores(); ipa::DataError naming the file and key.
 std::vector<CandidateScore> read_scores(const std::filesystem::path& scores_json);
-
-/// Laplacian variance (3x3 kernel [0 1 0; 1 -4 1; 0 1 0], reflect-101 border) of the
-/// grayscale (BGR -> gray) region `roi` of `bgr`, on 0..255 values.
-double laplacian_variance(const cv::Mat& bgr, const cv::Rect& roi);
 
 }  // namespace ipa::curate

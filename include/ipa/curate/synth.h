@@ -1,25 +1,21 @@
 #pragma once
 
-/// A synthetic human-animation candidate set, deterministic from a seed, for testing the
-/// curation tools end to end without a video model or a pose detector.
-///
-/// Each clip is a procedurally rendered dancer (filled torso, head, arms and legs; two hands
-/// with a palm and five fingers of three segments drawn as thick outlined lines) moving along
-/// smooth trajectories (sums of sinusoids on joint angles) on a plain or textured background.
-/// Per clip: ground-truth keypoints (OpenPose-18 body + 21 + 21 hand points), the pose video
-/// rendered from them, a reference image (frame 0 of the clean render) and a prompt. Per clip
-/// `candidates` "generated" videos: some clean (label good, defect none), the others with a
-/// hand defect on one hand for the whole clip (label bad): blur (the hand region blurred),
-/// missing_finger (one finger not drawn), fused_fingers (two adjacent fingers drawn as one)
-/// or jitter (the hand's geometry shakes from frame to frame). Candidates differ slightly
-/// from one another even when clean (timing, colours, pixel noise).
-///
-/// The candidates' keypoints are SIMULATED from the drawn geometry, not detected (no DWPose
-/// model runs here): positions of what was drawn plus small noise, with confidences as a
-/// detector would plausibly report them: clean ~0.75-0.98; a missing finger's points low
-/// (<= 0.2) near where the finger should be; fused fingers' points collapsed onto the merged
-/// finger with lower confidence; a blurred hand's points with lower confidence; a jittering
-/// hand's points following the shaking geometry.
+/// A synthetic animation set for testing curation end to end without any generative model
+/// or pose detector: procedurally rendered dancers (filled torso, head, arms, legs and two
+/// five-fingered hands) moving along smooth pose trajectories (sums of sinusoids on joint
+/// angles), with ground-truth OpenPose keypoints, the rendered pose video, a reference
+/// image and a prompt per clip, and several "generated candidates" per clip, some clean
+/// (label good) and some with a labelled hand defect (label bad):
+///   - blur:           the hand regions are Gaussian-blurred;
+///   - missing_finger: one finger of one hand is not drawn;
+///   - fused_fingers:  two adjacent fingers are drawn merged into one thick finger;
+///   - jitter:         the hand geometry shakes randomly frame to frame.
+/// Each candidate's keypoints are SIMULATED detector output derived from the ground truth
+/// (no DWPose model runs here): small Gaussian noise and confidences ~0.75-0.95 when clean;
+/// blur ⇒ hand confidences lowered (×0.45); missing finger ⇒ that finger's points get
+/// confidence ≤ 0.15; fused ⇒ the two fingers' points collapse onto their mean with
+/// confidence ~0.35-0.45; jitter ⇒ the drawn (jittered) geometry with extra noise.
+/// Everything is deterministic in the seed.
 
 #include <cstdint>
 #include <filesystem>
@@ -28,37 +24,42 @@
 
 namespace ipa::curate {
 
-/// What to generate.
+/// Options of synth_dataset().
 struct SynthOptions {
     int clips = 8;
-    int candidates = 4;  ///< per clip; about a third clean (at least one), the rest one defect each, the four kinds in turn
+    int candidates = 4;  ///< per clip; candidate 0 is always clean, the others cycle through
+                         ///< clean and the four defects (see synth_defect())
     uint64_t seed = 0;
     int frames = 17;
     int height = 256;
     int width = 256;
     double fps = 16;
-    /// "png": each video is a directory of PNG frames (lossless, byte-deterministic);
-    /// "mp4" / "avi": an encoded file via media::write_frames_bgr.
-    std::string video_format = "png";
+    /// Video container of the candidate and pose videos: ".mp4" (or ".avi", ...), or ""
+    /// for directories of PNG frames (lossless and byte-for-byte reproducible).
+    std::string video_ext = ".mp4";
+    bool textured_background = true;  ///< odd clips get a textured background, even a plain one
 };
 
-/// What was written.
+/// What synth_dataset() wrote.
 struct SynthReport {
-    std::filesystem::path manifest;        ///< out_dir/candidates.csv
+    std::filesystem::path manifest;  ///< out_dir/candidates.csv
     int64_t clips = 0, candidates = 0;
-    std::map<std::string, int64_t> defects;  ///< candidates per defect (none, blur, missing_finger, fused_fingers, jitter)
+    std::map<std::string, int64_t> defects;  ///< defect name (incl. "none") → candidates
 };
 
-/// Writes the set under out_dir (created; existing files of the same names are replaced):
-///   candidates.csv  columns id,group,video,vace_video,vace_reference_image,keypoints,prompt,label,defect
-///                   (label good|bad; defect none|blur|missing_finger|fused_fingers|jitter)
-///   clip_NNN/keypoints/    ground-truth keypoints (pose::write_keypoints_dir)
-///   clip_NNN/pose[.mp4]    pose video (pose::render_pose_video, body + hands)
-///   clip_NNN/reference.png reference image
-///   clip_NNN/prompt.txt    the prompt
-///   clip_NNN/cand_K/video[.mp4], clip_NNN/cand_K/keypoints/   candidate video and simulated keypoints
-/// Ids are `clipNNN_cK`, groups `clipNNN`. ConfigError for bad options (sizes < 64 or not
-/// multiples of 8, frames < 1, clips < 1, candidates < 1, unknown video_format).
+/// The defect of candidate `index` of clip `clip` for a seed: "none", "blur",
+/// "missing_finger", "fused_fingers" or "jitter" (index 0 is always "none").
+std::string synth_defect(int clip, int index, uint64_t seed);
+
+/// Writes the set under out_dir (created):
+///   out_dir/candidates.csv with columns id,group,video,vace_video,vace_reference_image,
+///     keypoints,prompt,label,defect (label good|bad; defect none|blur|missing_finger|
+///     fused_fingers|jitter; group = clip name);
+///   per clip `clip_NNN/`: gt_keypoints/ (ground truth, OpenPose JSON), pose<ext> (rendered
+///     with pose::render_pose_video), reference.png (frame 0 of the clean render), prompt.txt;
+///   per candidate `clip_NNN/cand_K<ext>` and `clip_NNN/cand_K_keypoints/` (simulated).
+/// ConfigError for invalid options (clips/candidates < 1, frames < 2, size < 64 or not a
+/// multiple of 8, fps ≤ 0).
 SynthReport synth_dataset(const std::filesystem::path& out_dir, const SynthOptions& opts);
 
 }  // namespace ipa::curate
