@@ -27,7 +27,8 @@ cv::Mat read_image_bgr(const std::filesystem::path& path);
 /// BGR uint8 frames → [3, T, H, W] float32 RGB in [-1, 1] (x/127.5 − 1).
 at::Tensor frames_to_tensor(const std::vector<cv::Mat>& bgr);
 
-/// [3, T, H, W] in [-1, 1] → BGR uint8: clamp, (x+1)/2·255, truncated (the reference's mapping).
+/// [3, T, H, W] in [-1, 1] → BGR uint8: clamp, (x+1)/2·255, truncated (the reference's
+/// mapping; values within 1e-4 below a level count as that level, so 8-bit input round-trips).
 std::vector<cv::Mat> tensor_to_frames(const at::Tensor& frames);
 
 }  // namespace ipa::media

@@ -1,0 +1,25 @@
+#pragma once
+
+// Private to ipa_media.
+
+#include <opencv2/core/mat.hpp>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "ipa/media/video.h"
+
+namespace ipa::media::detail {
+
+std::string lower_ext(const std::filesystem::path& p);
+bool is_video_ext(const std::filesystem::path& p);
+bool is_image_ext(const std::filesystem::path& p);
+/// Image files of a directory sorted by name; DataError if there are none.
+std::vector<std::filesystem::path> image_files(const std::filesystem::path& dir);
+void require_exists(const std::filesystem::path& path);
+std::filesystem::path temp_sibling(const std::filesystem::path& path);
+/// Encodes BGR frames of one size to `path` (temp file + rename).
+void encode_video(const std::filesystem::path& path, const std::vector<cv::Mat>& frames, const VideoWriteOptions& opts);
+
+}  // namespace ipa::media::detail
