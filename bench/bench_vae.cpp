@@ -8,11 +8,14 @@
 // (this program re-executed with --phase), so that its peak resident memory is its own:
 // peak = VmHWM of /proc/self/status at the end of the phase, which includes the weights
 // (0.5 GB fp32) and the input/output tensors; `base` is VmRSS right before the timed call.
+// `cpu` is the user + system CPU time of the call (getrusage): on a shared machine it is
+// the steadier number, wall time includes waiting for the cores.
 // The children write their outputs to DIR; the parent reports max/mean |tiled − untiled|.
 // Tile sizes are in latents (DiffSynth-Studio's Wan pipeline default 30x52, stride 15x26).
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <torch/torch.h>
 #include <unistd.h>
@@ -42,6 +45,13 @@ double proc_status_mib(const std::string& field) {
         }
     }
     return -1.0;
+}
+
+// User + system CPU seconds of this process so far.
+double cpu_seconds() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
 }
 
 struct Options {
@@ -84,15 +94,18 @@ int run_phase(const Options& o) {
     input = input.to(device);
     const double base = proc_status_mib("VmRSS");
     const auto t0 = std::chrono::steady_clock::now();
+    const double cpu0 = cpu_seconds();
     const auto out = o.phase == "encode" ? vae->encode(input, tiling_of(o)) : vae->decode(input, tiling_of(o));
     if (device.is_cuda()) torch::cuda::synchronize();
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double cpu = cpu_seconds() - cpu0;
     const double peak = proc_status_mib("VmHWM");
     std::string shape;
     for (auto s : out.sizes()) shape += (shape.empty() ? "" : "x") + std::to_string(s);
-    fmt::print("{:<7} {:<8} in {:>16}  out {:>16}  wall {:8.1f} s  base RSS {:7.0f} MiB  peak RSS (VmHWM) {:7.0f} MiB\n",
-               o.phase, o.tiled ? "tiled" : "untiled",
-               fmt::format("{}", fmt::join(input.sizes(), "x")), shape, wall, base, peak);
+    fmt::print("{:<7} {:<8} in {:>16}  out {:>16}  wall {:8.1f} s  cpu {:8.1f} s  base RSS {:7.0f} MiB  peak RSS "
+               "(VmHWM) {:7.0f} MiB\n",
+               o.phase, o.tiled ? "tiled" : "untiled", fmt::format("{}", fmt::join(input.sizes(), "x")), shape, wall,
+               cpu, base, peak);
     std::fflush(stdout);
     if (!o.out_dir.empty()) ipa::io::save_safetensors(output_file(o, o.phase, o.tiled), {{"out", out.cpu()}});
     return 0;

@@ -25,6 +25,16 @@ std::string error_of(Fn&& fn) {
 #define EXPECT_CONTAINS(haystack, needle) EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << (haystack)
 
 TEST(VaeModel, ChunkedCacheIsCausal) {
+    {  // one cache slot per cached conv / temporal resample: encoder 24, decoder 32, as counted
+       // on upstream's feat_idx after one chunk (spec §5.4 says 28 for the encoder: off by 4)
+        auto vae = tiny_vae();
+        torch::NoGradGuard g;
+        FeatureCache enc, dec;
+        vae->encoder->forward(det_uniform({1, 3, 1, 16, 16}, 30), enc);
+        vae->decoder->forward(torch::zeros({1, 16, 1, 2, 2}), dec);
+        EXPECT_EQ(enc.used(), 24u);
+        EXPECT_EQ(dec.used(), 32u);
+    }
     // Latent frame j only sees frames up to 4j: encoding a prefix gives the same leading latents.
     auto vae = tiny_vae();
     const auto video = det_uniform({1, 3, 9, 16, 24}, 31);

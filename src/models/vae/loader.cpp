@@ -142,8 +142,8 @@ io::LoadReport load_vae_weights(WanVAEImpl& model, const io::Checkpoint& ckpt, c
 
 std::shared_ptr<WanVAEImpl> load_wan_vae(const std::filesystem::path& path, c10::Device device,
                                          c10::ScalarType dtype, const std::optional<VaeConfig>& config) {
-    if (dtype != c10::kFloat && dtype != c10::kBFloat16 && dtype != c10::kHalf && dtype != c10::kDouble) {
-        throw ConfigError(fmt::format("VAE dtype {} is not supported (float32, bfloat16, float16, float64)",
+    if (dtype != c10::kFloat && dtype != c10::kBFloat16 && dtype != c10::kDouble) {
+        throw ConfigError(fmt::format("VAE dtype {} is not supported (float32, bfloat16, float64)",
                                       c10::toString(dtype)));
     }
     const auto ckpt = io::Checkpoint::open(path);

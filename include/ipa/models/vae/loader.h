@@ -58,7 +58,8 @@ io::LoadReport load_vae_weights(WanVAEImpl& model, const io::Checkpoint& ckpt, c
 
 /// Opens `path` (Wan2.1_VAE.pth, a .safetensors, a shard index or directory), builds the VAE
 /// for `config` (detected from the tensor shapes when absent), and loads it strictly on
-/// `device` in `dtype`. Errors name the file.
+/// `device` in `dtype` (float32, bfloat16 or float64; ConfigError otherwise). Errors name
+/// the file.
 std::shared_ptr<WanVAEImpl> load_wan_vae(const std::filesystem::path& path, c10::Device device = c10::kCPU,
                                          c10::ScalarType dtype = c10::kFloat,
                                          const std::optional<VaeConfig>& config = std::nullopt);
