@@ -499,7 +499,9 @@ def write_readme(out_dir, commit, sha, results, tok_cases, spm_bytes, n_entities
           'HF uses a `Replace(" {2,}", " ")` normaliser and the Metaspace pre-tokenizer (prefix `\u2581`). After '
           'upstream\'s cleaning (strip + collapse) the input has no such runs, so both see the same string.',
           '* Normalisation: both apply the same `precompiled_charsmap` (nmt_nfkc) from the model.', '',
-          'Total size of this directory: see `du -b`; kept under 1 MB.']
+          'Total size of the other files in this directory: %s bytes (kept under 1 MB).'
+          % format(sum(os.path.getsize(os.path.join(out_dir, f)) for f in os.listdir(out_dir) if f != 'README.md'),
+                   ',')]
     with open(os.path.join(out_dir, 'README.md'), 'w', encoding='utf-8') as f:
         f.write('\n'.join(L) + '\n')
 

@@ -192,3 +192,23 @@ TEST(T5Context, WritesAndValidatesContextFiles) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(T5Config, ValidationPresetsAndVocabularyCheck) {
+    EXPECT_EQ(T5Config::preset("umt5-xxl"), T5Config::umt5_xxl());
+    EXPECT_EQ(T5Config::umt5_xxl().head_dim(), 64);
+    EXPECT_HAS(error_of([] { T5Config::preset("t5-base"); }), "unknown T5 preset 't5-base'");
+    auto c = T5Config::tiny();
+    c.num_heads = 5;
+    EXPECT_HAS(error_of([&] { c.validate(); }), "dim_attn 32 is not divisible by num_heads 5");
+    c = T5Config::tiny();
+    c.num_buckets = 30;
+    EXPECT_HAS(error_of([&] { c.validate(); }), "num_buckets 30 must be a multiple of 4");
+    auto small = T5Config::tiny();
+    small.vocab = 100;  // the fixture tokenizer has 600 pieces
+    auto m = std::make_shared<T5EncoderImpl>(small);
+    EXPECT_HAS(error_of([&] { TextEncoder(m, T5Tokenizer::load(kDir)); }), "embeds only 100 ids");
+}
+
+}  // namespace

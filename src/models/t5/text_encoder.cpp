@@ -21,16 +21,21 @@ TextEncoder::TextEncoder(const fs::path& checkpoint, const fs::path& tokenizer, 
     lo.dtype = options.dtype;
     lo.config = options.config;
     model_ = load_t5_encoder(checkpoint, lo);
-    if (tokenizer_.vocab_size() > model_->config().vocab) {
-        throw ConfigError(fmt::format("tokenizer '{}' has {} pieces but the encoder '{}' embeds only {} ids",
-                                      tokenizer_.model_path().string(), tokenizer_.vocab_size(), checkpoint.string(),
-                                      model_->config().vocab));
-    }
+    check_vocab(checkpoint.string());
 }
 
 TextEncoder::TextEncoder(std::shared_ptr<T5EncoderImpl> model, T5Tokenizer tokenizer, const TextEncoderOptions& options)
     : model_(std::move(model)), tokenizer_(std::move(tokenizer)), options_(options) {
     TORCH_CHECK(model_, "TextEncoder: no model");
+    check_vocab("<in-memory encoder>");
+}
+
+void TextEncoder::check_vocab(const std::string& encoder_name) const {
+    if (tokenizer_.vocab_size() > model_->config().vocab) {
+        throw ConfigError(fmt::format("tokenizer '{}' has {} pieces but the encoder '{}' embeds only {} ids",
+                                      tokenizer_.model_path().string(), tokenizer_.vocab_size(), encoder_name,
+                                      model_->config().vocab));
+    }
 }
 
 std::vector<torch::Tensor> TextEncoder::encode(const std::vector<std::string>& prompts) {

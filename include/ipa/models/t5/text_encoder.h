@@ -48,6 +48,8 @@ public:
     const TextEncoderOptions& options() const { return options_; }
 
 private:
+    /// ConfigError when the tokenizer can produce ids the embedding does not have.
+    void check_vocab(const std::string& encoder_name) const;
     std::shared_ptr<T5EncoderImpl> model_;
     T5Tokenizer tokenizer_;
     TextEncoderOptions options_;
