@@ -13,13 +13,13 @@
 // The children write their outputs to DIR; the parent reports max/mean |tiled − untiled|.
 // Tile sizes are in latents (DiffSynth-Studio's Wan pipeline default 30x52, stride 15x26).
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -102,10 +102,11 @@ int run_phase(const Options& o) {
     const double peak = proc_status_mib("VmHWM");
     std::string shape;
     for (auto s : out.sizes()) shape += (shape.empty() ? "" : "x") + std::to_string(s);
-    fmt::print("{:<7} {:<8} in {:>16}  out {:>16}  wall {:8.1f} s  cpu {:8.1f} s  base RSS {:7.0f} MiB  peak RSS "
-               "(VmHWM) {:7.0f} MiB\n",
-               o.phase, o.tiled ? "tiled" : "untiled", fmt::format("{}", fmt::join(input.sizes(), "x")), shape, wall,
-               cpu, base, peak);
+    fmt::print(
+        "{:<7} {:<8} in {:>16}  out {:>16}  wall {:8.1f} s  cpu {:8.1f} s  base RSS {:7.0f} MiB  peak RSS "
+        "(VmHWM) {:7.0f} MiB\n",
+        o.phase, o.tiled ? "tiled" : "untiled", fmt::format("{}", fmt::join(input.sizes(), "x")), shape, wall, cpu,
+        base, peak);
     std::fflush(stdout);
     if (!o.out_dir.empty()) ipa::io::save_safetensors(output_file(o, o.phase, o.tiled), {{"out", out.cpu()}});
     return 0;
@@ -149,18 +150,32 @@ int main(int argc, char** argv) {
         const bool own_dir = o.out_dir.empty();
         if (own_dir) o.out_dir = (fs::temp_directory_path() / fmt::format("bench_vae_{}", getpid())).string();
         fs::create_directories(o.out_dir);
-        fmt::print("bench_vae: Wan 2.1 VAE (dim 96, random weights), {} frames {}x{}, {} {}, {} threads; tiles {}x{} "
-                   "stride {}x{} (latents). Each row is a separate process.\n",
-                   o.frames, o.height, o.width, o.device, o.dtype, threads, o.tile[0], o.tile[1], o.stride[0],
-                   o.stride[1]);
+        fmt::print(
+            "bench_vae: Wan 2.1 VAE (dim 96, random weights), {} frames {}x{}, {} {}, {} threads; tiles {}x{} "
+            "stride {}x{} (latents). Each row is a separate process.\n",
+            o.frames, o.height, o.width, o.device, o.dtype, threads, o.tile[0], o.tile[1], o.stride[0], o.stride[1]);
         std::fflush(stdout);
         for (const std::string phase : {"encode", "decode"}) {
             for (bool tiled : {false, true}) {
-                std::vector<std::string> args{argv[0],     "--phase",  phase,       "--frames", std::to_string(o.frames),
-                                              "--height",  std::to_string(o.height), "--width", std::to_string(o.width),
-                                              "--device",  o.device,   "--dtype",   o.dtype,    "--out", o.out_dir,
-                                              "--tile",    fmt::format("{},{}", o.tile[0], o.tile[1]),
-                                              "--stride",  fmt::format("{},{}", o.stride[0], o.stride[1])};
+                std::vector<std::string> args{argv[0],
+                                              "--phase",
+                                              phase,
+                                              "--frames",
+                                              std::to_string(o.frames),
+                                              "--height",
+                                              std::to_string(o.height),
+                                              "--width",
+                                              std::to_string(o.width),
+                                              "--device",
+                                              o.device,
+                                              "--dtype",
+                                              o.dtype,
+                                              "--out",
+                                              o.out_dir,
+                                              "--tile",
+                                              fmt::format("{},{}", o.tile[0], o.tile[1]),
+                                              "--stride",
+                                              fmt::format("{},{}", o.stride[0], o.stride[1])};
                 if (tiled) args.push_back("--tiled");
                 if (const int rc = run_child(args); rc != 0) {
                     fmt::print(stderr, "bench_vae: phase {} ({}) failed with status {}\n", phase,
@@ -168,11 +183,13 @@ int main(int argc, char** argv) {
                     return rc;
                 }
             }
-            const auto a = ipa::io::SafetensorsFile::open(output_file(o, phase, false)).tensor("out").to(torch::kDouble);
+            const auto a =
+                ipa::io::SafetensorsFile::open(output_file(o, phase, false)).tensor("out").to(torch::kDouble);
             const auto b = ipa::io::SafetensorsFile::open(output_file(o, phase, true)).tensor("out").to(torch::kDouble);
-            fmt::print("{:<7} tiled vs untiled: max |diff| {:.3e}, mean |diff| {:.3e} (max |untiled| {:.3f}, mean {:.3f})\n",
-                       phase, (a - b).abs().max().item<double>(), (a - b).abs().mean().item<double>(),
-                       a.abs().max().item<double>(), a.abs().mean().item<double>());
+            fmt::print(
+                "{:<7} tiled vs untiled: max |diff| {:.3e}, mean |diff| {:.3e} (max |untiled| {:.3f}, mean {:.3f})\n",
+                phase, (a - b).abs().max().item<double>(), (a - b).abs().mean().item<double>(),
+                a.abs().max().item<double>(), a.abs().mean().item<double>());
         }
         if (own_dir) fs::remove_all(o.out_dir);
     } catch (const std::exception& e) {

@@ -50,9 +50,12 @@ std::string to_diffusers(std::string k) {
     std::smatch m;
     if (std::regex_match(k, m, std::regex(R"(conv1\.(.*))"))) return "quant_conv." + m[1].str();
     if (std::regex_match(k, m, std::regex(R"(conv2\.(.*))"))) return "post_quant_conv." + m[1].str();
-    if (std::regex_match(k, m, std::regex(R"((encoder|decoder)\.conv1\.(.*))"))) return m[1].str() + ".conv_in." + m[2].str();
-    if (std::regex_match(k, m, std::regex(R"((encoder|decoder)\.head\.0\.(.*))"))) return m[1].str() + ".norm_out." + m[2].str();
-    if (std::regex_match(k, m, std::regex(R"((encoder|decoder)\.head\.2\.(.*))"))) return m[1].str() + ".conv_out." + m[2].str();
+    if (std::regex_match(k, m, std::regex(R"((encoder|decoder)\.conv1\.(.*))")))
+        return m[1].str() + ".conv_in." + m[2].str();
+    if (std::regex_match(k, m, std::regex(R"((encoder|decoder)\.head\.0\.(.*))")))
+        return m[1].str() + ".norm_out." + m[2].str();
+    if (std::regex_match(k, m, std::regex(R"((encoder|decoder)\.head\.2\.(.*))")))
+        return m[1].str() + ".conv_out." + m[2].str();
     if (std::regex_match(k, m, std::regex(R"((encoder|decoder)\.middle\.1\.(.*))"))) {
         return m[1].str() + ".mid_block.attentions.0." + m[2].str();
     }
@@ -88,13 +91,18 @@ TEST(VaeLoader, OriginalPrefixedAndDiffusersSpellingsLoadTheSameWeights) {
     };
     const std::vector<Variant> variants = {
         {"original.safetensors", "original", "", [](const std::string& k) { return k; }, {}},
-        {"comfy.safetensors", "original", "first_stage_model.",
+        {"comfy.safetensors",
+         "original",
+         "first_stage_model.",
          [](const std::string& k) { return "first_stage_model." + k; },
          {{"model.diffusion_model.blocks.0.ffn.0.weight", torch::zeros({2, 2})}}},
         {"vae.safetensors", "original", "vae.", [](const std::string& k) { return "vae." + k; }, {}},
         {"diffusers.safetensors", "diffusers", "", to_diffusers, {}},
-        {"diffsynth_diffusers.safetensors", "diffusers", "model.",
-         [](const std::string& k) { return "model." + to_diffusers(k); }, {}},
+        {"diffsynth_diffusers.safetensors",
+         "diffusers",
+         "model.",
+         [](const std::string& k) { return "model." + to_diffusers(k); },
+         {}},
     };
     for (const auto& v : variants) {
         ipa::io::NamedTensors renamed = v.extra;
@@ -119,7 +127,7 @@ TEST(VaeLoader, StrictErrorListsEveryBadKeyAndNamesTheFile) {
     auto sd = state_of(*tiny_vae());
     ipa::io::NamedTensors broken;
     for (auto& [k, t] : sd) {
-        if (k == "decoder.head.2.bias") continue;                                    // missing
+        if (k == "decoder.head.2.bias") continue;                                   // missing
         if (k == "encoder.middle.1.proj.weight") t = torch::zeros({16, 16, 3, 3});  // wrong shape
         broken.emplace_back(k, t);
     }
@@ -139,7 +147,8 @@ TEST(VaeLoader, StrictErrorListsEveryBadKeyAndNamesTheFile) {
 TEST(VaeLoader, WrongConfigIsAShapeError) {
     VaeConfig wide = VaeConfig::preset("tiny");
     wide.dim = 8;
-    const auto msg = error_of([&] { load_wan_vae(fixture_dir() / "tiny.weights.pth", torch::kCPU, torch::kFloat, wide); });
+    const auto msg =
+        error_of([&] { load_wan_vae(fixture_dir() / "tiny.weights.pth", torch::kCPU, torch::kFloat, wide); });
     EXPECT_CONTAINS(msg, "tiny.weights.pth");
     EXPECT_CONTAINS(msg, "shape mismatch (188)");
 }
@@ -174,11 +183,13 @@ TEST(VaeConfigTest, PresetsYamlAndValidation) {
     EXPECT_EQ(back.latent_mean.size(), 16u);
     EXPECT_NEAR(back.latent_std[8], 3.2687, 1e-12);
 
-    const auto tiny = VaeConfig::from_yaml(ipa::ConfigReader::load_string("dim: 4\ntemperal_downsample: [false, true, true]\n"));
+    const auto tiny =
+        VaeConfig::from_yaml(ipa::ConfigReader::load_string("dim: 4\ntemperal_downsample: [false, true, true]\n"));
     EXPECT_EQ(tiny, VaeConfig::preset("tiny"));
     EXPECT_CONTAINS(error_of([] { VaeConfig::from_yaml(ipa::ConfigReader::load_string("dims: 4\n")); }), "dims");
-    EXPECT_CONTAINS(error_of([] { VaeConfig::from_yaml(ipa::ConfigReader::load_string("temperal_downsample: [true]\n")); }),
-                    "temperal_downsample has 1 flags");
+    EXPECT_CONTAINS(
+        error_of([] { VaeConfig::from_yaml(ipa::ConfigReader::load_string("temperal_downsample: [true]\n")); }),
+        "temperal_downsample has 1 flags");
     EXPECT_CONTAINS(error_of([] { VaeConfig::from_yaml(ipa::ConfigReader::load_string("temperal_downsample: 3\n")); }),
                     "list of booleans");
     EXPECT_CONTAINS(error_of([] { VaeConfig::from_yaml(ipa::ConfigReader::load_string("z_dim: 4\n")); }),

@@ -111,7 +111,7 @@ TEST(VaeTilingTest, OffOrSingleTileIsTheUntiledResultBitForBit) {
 // Tile placement, and the blend of a per-position function must reproduce the untiled result:
 // the weights of overlapping tiles sum to one everywhere and every tile lands where it belongs.
 TEST(VaeTilingTest, GeometryAndBlendWeights) {
-    EXPECT_EQ(tile_starts(60, 34, 18), (std::vector<int64_t>{0, 18, 26}));  // 480 px rows
+    EXPECT_EQ(tile_starts(60, 34, 18), (std::vector<int64_t>{0, 18, 26}));               // 480 px rows
     EXPECT_EQ(tile_starts(104, 34, 16), (std::vector<int64_t>{0, 16, 32, 48, 64, 70}));  // 832 px
     EXPECT_EQ(tile_starts(34, 34, 18), (std::vector<int64_t>{0}));
     EXPECT_EQ(tile_starts(10, 34, 18), (std::vector<int64_t>{0}));
@@ -125,8 +125,8 @@ TEST(VaeTilingTest, GeometryAndBlendWeights) {
     for (const auto& g : {TileGrid{4, 6, 2, 3, 8, 1}, TileGrid{5, 5, 5, 5, 8, 1}, TileGrid{11, 4, 7, 1, 8, 1}}) {
         const auto got = blend_tiles(x, 2, 2, g, fn);
         ASSERT_EQ(got.sizes(), want.sizes());
-        EXPECT_LT(max_abs_diff(got, want), 2e-6) << g.tile_h << "x" << g.tile_w << " stride " << g.stride_h << "x"
-                                                 << g.stride_w;
+        EXPECT_LT(max_abs_diff(got, want), 2e-6)
+            << g.tile_h << "x" << g.tile_w << " stride " << g.stride_h << "x" << g.stride_w;
     }
     // the encode direction (output grid 1/8 of the input)
     const auto big = det_uniform({1, 1, 1, 48, 64}, 37);
@@ -156,9 +156,10 @@ TEST(VaeTilingTest, TiledIsCloseToUntiled) {
     const auto dtiled = vae->decode(untiled, t), dhard = vae->decode(untiled, hard);
     const double derr = max_abs_diff(dtiled, frames), dmean = (dtiled - frames).abs().mean().item<double>();
     const double dmean_hard = (dhard - frames).abs().mean().item<double>();
-    std::printf("[vae tiling] encode max|z|=%.3f tiled-untiled max %.3e mean %.3e (hard seams: mean %.3e)\n"
-                "[vae tiling] decode tiled-untiled max %.3e mean %.3e (hard seams: mean %.3e)\n",
-                scale, err, mean_err, mean_hard, derr, dmean, dmean_hard);
+    std::printf(
+        "[vae tiling] encode max|z|=%.3f tiled-untiled max %.3e mean %.3e (hard seams: mean %.3e)\n"
+        "[vae tiling] decode tiled-untiled max %.3e mean %.3e (hard seams: mean %.3e)\n",
+        scale, err, mean_err, mean_hard, derr, dmean, dmean_hard);
     EXPECT_GT(err, 0.0);  // really tiled
     EXPECT_LT(mean_err, 0.8 * mean_hard);
     EXPECT_LT(dmean, 0.8 * dmean_hard);

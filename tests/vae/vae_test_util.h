@@ -52,9 +52,8 @@ inline at::Tensor det_uniform(const std::vector<int64_t>& shape, uint32_t seed) 
 
 /// The tiny VAE of the fixtures with its upstream weights (read through the .pth reader).
 inline std::shared_ptr<models::vae::WanVAEImpl> tiny_vae() {
-    static std::shared_ptr<models::vae::WanVAEImpl> model =
-        models::vae::load_wan_vae(fixture_dir() / "tiny.weights.pth", torch::kCPU, torch::kFloat,
-                                  models::vae::VaeConfig::preset("tiny"));
+    static std::shared_ptr<models::vae::WanVAEImpl> model = models::vae::load_wan_vae(
+        fixture_dir() / "tiny.weights.pth", torch::kCPU, torch::kFloat, models::vae::VaeConfig::preset("tiny"));
     return model;
 }
 

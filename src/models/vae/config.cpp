@@ -18,8 +18,8 @@ namespace ipa::models::vae {
 
 const std::vector<double>& wan21_latent_mean() {
     // ref: Wan2.1 wan/modules/vae.py WanVAE.__init__
-    static const std::vector<double> v{-0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
-                                       0.4134,  -0.0715, 0.5517,  -0.3632, -0.1922, -0.9497, 0.2503, -0.2921};
+    static const std::vector<double> v{-0.7571, -0.7089, -0.9113, 0.1075,  -0.1745, 0.9653,  -0.1517, 1.5508,
+                                       0.4134,  -0.0715, 0.5517,  -0.3632, -0.1922, -0.9497, 0.2503,  -0.2921};
     return v;
 }
 
@@ -49,7 +49,8 @@ void VaeConfig::validate() const {
     // The decoder's up-samplers halve the channels: every level after the first must see
     // an even width (upstream's Resample(dim, 'upsample*') outputs dim // 2).
     for (std::size_t i = 1; i < dim_mult.size(); ++i) {
-        if ((dim * dim_mult[i]) % 2 != 0) bad(fmt::format("dim · dim_mult[{}] = {} must be even", i, dim * dim_mult[i]));
+        if ((dim * dim_mult[i]) % 2 != 0)
+            bad(fmt::format("dim · dim_mult[{}] = {} must be even", i, dim * dim_mult[i]));
     }
     if (temperal_downsample.size() != dim_mult.size() - 1) {
         bad(fmt::format("temperal_downsample has {} flags; dim_mult [{}] needs {} (one per level transition)",
@@ -62,7 +63,8 @@ void VaeConfig::validate() const {
         }
     }
     if (latent_mean.size() != static_cast<std::size_t>(z_dim) || latent_std.size() != static_cast<std::size_t>(z_dim)) {
-        bad(fmt::format("latent_mean/latent_std have {}/{} values, z_dim is {} (give both for a VAE that is not "
+        bad(
+            fmt::format("latent_mean/latent_std have {}/{} values, z_dim is {} (give both for a VAE that is not "
                         "Wan 2.1's)",
                         latent_mean.size(), latent_std.size(), z_dim));
     }
@@ -86,14 +88,16 @@ VaeConfig VaeConfig::from_yaml(const ConfigReader& node) {
             if (!n.IsSequence()) throw YAML::Exception(n.Mark(), "not a sequence");
             for (const auto& e : n) flags.push_back(e.as<bool>());
         } catch (const YAML::Exception&) {
-            throw ConfigError(fmt::format("config key '{}' ({}): expected a list of booleans such as "
-                                          "[false, true, true]",
-                                          node.key_path("temperal_downsample"), node.source()));
+            throw ConfigError(
+                fmt::format("config key '{}' ({}): expected a list of booleans such as "
+                            "[false, true, true]",
+                            node.key_path("temperal_downsample"), node.source()));
         }
         c.temperal_downsample = flags;
     }
     const bool default_stats = c.z_dim == 16;
-    c.latent_mean = node.get_or<std::vector<double>>("latent_mean", default_stats ? c.latent_mean : std::vector<double>{});
+    c.latent_mean =
+        node.get_or<std::vector<double>>("latent_mean", default_stats ? c.latent_mean : std::vector<double>{});
     c.latent_std = node.get_or<std::vector<double>>("latent_std", default_stats ? c.latent_std : std::vector<double>{});
     node.finish();
     try {
@@ -130,9 +134,10 @@ VaeConfig VaeConfig::detect(const io::Checkpoint& ckpt) {
     auto need = [&](const std::string& key) -> const std::vector<int64_t>& {
         auto it = shapes.find(key);
         if (it == shapes.end()) {
-            throw CheckpointError(fmt::format("cannot detect a Wan VAE config from '{}': no tensor '{}' (not a "
-                                              "Wan 2.1 VAE?)",
-                                              ckpt.description(), key));
+            throw CheckpointError(
+                fmt::format("cannot detect a Wan VAE config from '{}': no tensor '{}' (not a "
+                            "Wan 2.1 VAE?)",
+                            ckpt.description(), key));
         }
         return it->second;
     };
@@ -173,9 +178,10 @@ VaeConfig VaeConfig::detect(const io::Checkpoint& ckpt) {
         }
     }
     if (level_blocks == 0) {
-        throw CheckpointError(fmt::format("cannot detect a Wan VAE config from '{}': encoder.downsamples has no "
-                                          "residual blocks after the last resample",
-                                          ckpt.description()));
+        throw CheckpointError(
+            fmt::format("cannot detect a Wan VAE config from '{}': encoder.downsamples has no "
+                        "residual blocks after the last resample",
+                        ckpt.description()));
     }
     close_level();
     c.num_res_blocks = blocks_per_level.front();
@@ -186,14 +192,16 @@ VaeConfig VaeConfig::detect(const io::Checkpoint& ckpt) {
         }
     }
     if (c.z_dim != 16) {
-        throw CheckpointError(fmt::format("'{}': z_dim {} — the latent statistics are only known for Wan 2.1's "
-                                          "z_dim 16; give a YAML config with latent_mean/latent_std",
-                                          ckpt.description(), c.z_dim));
+        throw CheckpointError(
+            fmt::format("'{}': z_dim {} — the latent statistics are only known for Wan 2.1's "
+                        "z_dim 16; give a YAML config with latent_mean/latent_std",
+                        ckpt.description(), c.z_dim));
     }
     try {
         c.validate();
     } catch (const ConfigError& e) {
-        throw CheckpointError(fmt::format("'{}': detected VAE config is inconsistent: {}", ckpt.description(), e.what()));
+        throw CheckpointError(
+            fmt::format("'{}': detected VAE config is inconsistent: {}", ckpt.description(), e.what()));
     }
     return c;
 }

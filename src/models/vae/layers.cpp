@@ -102,7 +102,8 @@ Conv2dImpl::Conv2dImpl(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p,
 }
 
 at::Tensor Conv2dImpl::forward(const at::Tensor& x) {
-    return F::conv2d(x.to(weight.scalar_type()), weight, F::Conv2dFuncOptions().bias(bias).stride(stride).padding(padding));
+    return F::conv2d(x.to(weight.scalar_type()), weight,
+                     F::Conv2dFuncOptions().bias(bias).stride(stride).padding(padding));
 }
 
 // ---- RMS_norm ----------------------------------------------------------------------------
@@ -136,7 +137,8 @@ ResidualPathImpl::ResidualPathImpl(int64_t in, int64_t out, const torch::TensorO
 
 ResidualBlockImpl::ResidualBlockImpl(int64_t in, int64_t out, const torch::TensorOptions& o) {
     residual = register_module("residual", ResidualPath(in, out, o));
-    if (in != out) shortcut = register_module("shortcut", CausalConv3d(in, out, A3{1, 1, 1}, A3{1, 1, 1}, A3{0, 0, 0}, o));
+    if (in != out)
+        shortcut = register_module("shortcut", CausalConv3d(in, out, A3{1, 1, 1}, A3{1, 1, 1}, A3{0, 0, 0}, o));
 }
 
 at::Tensor ResidualBlockImpl::forward(const at::Tensor& x, FeatureCache& cache) {
@@ -159,11 +161,11 @@ at::Tensor AttentionBlockImpl::forward(const at::Tensor& x_in) {
     // x [B, C, T, H, W]; attention over the H·W positions of each frame, one head of width C
     const auto x = x_in.to(proj->weight.scalar_type());
     const int64_t b = x.size(0), c = x.size(1), t = x.size(2), h = x.size(3), w = x.size(4);
-    auto y = norm->forward(frames_to_images(x));                              // [B·T, C, H, W]
+    auto y = norm->forward(frames_to_images(x));  // [B·T, C, H, W]
     const auto qkv = to_qkv->forward(y).reshape({b * t, 1, 3 * c, h * w}).permute({0, 1, 3, 2}).contiguous();
-    const auto parts = qkv.chunk(3, -1);                                      // q, k, v [B·T, 1, HW, C]
+    const auto parts = qkv.chunk(3, -1);  // q, k, v [B·T, 1, HW, C]
     const auto scores = torch::matmul(parts[0], parts[1].transpose(-2, -1)) * (1.0 / std::sqrt(double(c)));
-    y = torch::matmul(scores.softmax(-1), parts[2]);                          // [B·T, 1, HW, C]
+    y = torch::matmul(scores.softmax(-1), parts[2]);  // [B·T, 1, HW, C]
     y = y.squeeze(1).permute({0, 2, 1}).reshape({b * t, c, h, w});
     y = images_to_frames(proj->forward(y), t);
     return torch::GradMode::is_enabled() ? y + x : y.add_(x);
@@ -189,8 +191,9 @@ at::Tensor ResampleImpl::spatial(const at::Tensor& x) {
     auto y = frames_to_images(x);  // [B·T, C, H, W]
     if (mode == Mode::upsample2d || mode == Mode::upsample3d) {
         // nearest-exact ×2 equals nearest ×2; computed in fp32 like upstream's Upsample
-        y = F::interpolate(y.to(torch::kFloat),
-                           F::InterpolateFuncOptions().scale_factor(std::vector<double>{2.0, 2.0}).mode(torch::kNearest))
+        y = F::interpolate(
+                y.to(torch::kFloat),
+                F::InterpolateFuncOptions().scale_factor(std::vector<double>{2.0, 2.0}).mode(torch::kNearest))
                 .to(x.scalar_type());
     } else {
         y = F::pad(y, F::PadFuncOptions({0, 1, 0, 1}));

@@ -53,8 +53,8 @@ std::string residual_names(std::string rest) {
 VaeKeyMap::VaeKeyMap(const io::Checkpoint& ckpt) {
     const auto names = ckpt.names();
     bool found = false;
-    for (const char* anchor : {"encoder.conv1.weight", "encoder.conv_in.weight", "decoder.conv1.weight",
-                               "decoder.conv_in.weight"}) {
+    for (const char* anchor :
+         {"encoder.conv1.weight", "encoder.conv_in.weight", "decoder.conv1.weight", "decoder.conv_in.weight"}) {
         for (const auto& n : names) {
             if (!ends_with(n, anchor)) continue;
             const auto p = n.substr(0, n.size() - std::string(anchor).size());
@@ -140,11 +140,11 @@ io::LoadReport load_vae_weights(WanVAEImpl& model, const io::Checkpoint& ckpt, c
     return report;
 }
 
-std::shared_ptr<WanVAEImpl> load_wan_vae(const std::filesystem::path& path, c10::Device device,
-                                         c10::ScalarType dtype, const std::optional<VaeConfig>& config) {
+std::shared_ptr<WanVAEImpl> load_wan_vae(const std::filesystem::path& path, c10::Device device, c10::ScalarType dtype,
+                                         const std::optional<VaeConfig>& config) {
     if (dtype != c10::kFloat && dtype != c10::kBFloat16 && dtype != c10::kDouble) {
-        throw ConfigError(fmt::format("VAE dtype {} is not supported (float32, bfloat16, float64)",
-                                      c10::toString(dtype)));
+        throw ConfigError(
+            fmt::format("VAE dtype {} is not supported (float32, bfloat16, float64)", c10::toString(dtype)));
     }
     const auto ckpt = io::Checkpoint::open(path);
     const auto cfg = config ? *config : VaeConfig::detect(ckpt);

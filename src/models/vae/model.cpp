@@ -35,8 +35,8 @@ at::Tensor run_blocks(torch::nn::ModuleList& blocks, at::Tensor x, FeatureCache&
     for (const auto& m : *blocks) {
         if (auto* rb = m->as<ResidualBlockImpl>()) {
             x = rb->forward(x, cache);
-        } else if (auto* at = m->as<AttentionBlockImpl>()) {
-            x = at->forward(x);
+        } else if (auto* attn = m->as<AttentionBlockImpl>()) {
+            x = attn->forward(x);
         } else if (auto* rs = m->as<ResampleImpl>()) {
             x = rs->forward(x, cache);
         } else {
@@ -76,9 +76,9 @@ Encoder3dImpl::Encoder3dImpl(const VaeConfig& cfg, const torch::TensorOptions& o
             in_dim = out_dim;
         }
         if (i != levels - 1) {
-            downsamples->push_back(Resample(out_dim, cfg.temperal_downsample[i] ? ResampleImpl::Mode::downsample3d
-                                                                                : ResampleImpl::Mode::downsample2d,
-                                                 o));
+            downsamples->push_back(Resample(
+                out_dim,
+                cfg.temperal_downsample[i] ? ResampleImpl::Mode::downsample3d : ResampleImpl::Mode::downsample2d, o));
             scale /= 2.0;
         }
     }
@@ -124,9 +124,8 @@ Decoder3dImpl::Decoder3dImpl(const VaeConfig& cfg, const torch::TensorOptions& o
             in_dim = out_dim;
         }
         if (i != levels - 1) {
-            upsamples->push_back(Resample(out_dim, temperal_upsample[i] ? ResampleImpl::Mode::upsample3d
-                                                                        : ResampleImpl::Mode::upsample2d,
-                                                 o));
+            upsamples->push_back(Resample(
+                out_dim, temperal_upsample[i] ? ResampleImpl::Mode::upsample3d : ResampleImpl::Mode::upsample2d, o));
             scale *= 2.0;
         }
     }
@@ -148,7 +147,8 @@ at::Tensor Decoder3dImpl::forward(const at::Tensor& z, FeatureCache& cache) {
 WanVAEImpl::WanVAEImpl(const VaeConfig& cfg, const torch::TensorOptions& o) : cfg_(cfg) {
     cfg_.validate();
     encoder = register_module("encoder", Encoder3d(cfg_, o));
-    conv1 = register_module("conv1", CausalConv3d(2 * cfg_.z_dim, 2 * cfg_.z_dim, A3{1, 1, 1}, A3{1, 1, 1}, A3{0, 0, 0}, o));
+    conv1 = register_module("conv1",
+                            CausalConv3d(2 * cfg_.z_dim, 2 * cfg_.z_dim, A3{1, 1, 1}, A3{1, 1, 1}, A3{0, 0, 0}, o));
     conv2 = register_module("conv2", CausalConv3d(cfg_.z_dim, cfg_.z_dim, A3{1, 1, 1}, A3{1, 1, 1}, A3{0, 0, 0}, o));
     decoder = register_module("decoder", Decoder3d(cfg_, o));
 }

@@ -1,6 +1,8 @@
 // Public encode/decode of WanVAE: input checks, batching of [C, T, H, W] inputs and the
 // spatial tiling with blended overlaps (see VaeTiling in model.h).
 
+#include "ipa/models/vae/tiling.h"
+
 #include <fmt/format.h>
 #include <torch/torch.h>
 
@@ -8,7 +10,6 @@
 
 #include "ipa/core/error.h"
 #include "ipa/models/vae/model.h"
-#include "ipa/models/vae/tiling.h"
 
 namespace ipa::models::vae {
 namespace {
@@ -51,13 +52,15 @@ at::Tensor blend_tiles(const at::Tensor& in, int64_t out_channels, int64_t out_f
         for (const auto w0 : ws) {
             const auto out = fn(in.narrow(3, h0, th).narrow(4, w0, tw));  // [B, C', T', th', tw']
             const int64_t ph = out.size(3), pw = out.size(4);
-            TORCH_CHECK(ph == to_out(th) && pw == to_out(tw) && out.size(1) == out_channels && out.size(2) == out_frames,
-                        "blend_tiles: tile output ", out.sizes(), " does not fit the grid");
+            TORCH_CHECK(
+                ph == to_out(th) && pw == to_out(tw) && out.size(1) == out_channels && out.size(2) == out_frames,
+                "blend_tiles: tile output ", out.sizes(), " does not fit the grid");
             const auto mh = ramp_1d(ph, to_out(g.tile_h - g.stride_h), h0 == 0, h0 + th >= H);
             const auto mw = ramp_1d(pw, to_out(g.tile_w - g.stride_w), w0 == 0, w0 + tw >= W);
             const auto mask = torch::minimum(mh.view({ph, 1}).expand({ph, pw}), mw.view({1, pw}).expand({ph, pw}))
                                   .to(in.device());  // [ph, pw]
-            values.narrow(3, to_out(h0), ph).narrow(4, to_out(w0), pw).add_(out.to(torch::kFloat) * mask);
+            // accumulate where the input lives (the tiles may run on another device)
+            values.narrow(3, to_out(h0), ph).narrow(4, to_out(w0), pw).add_(out.to(in.device(), torch::kFloat) * mask);
             weight.narrow(0, to_out(h0), ph).narrow(1, to_out(w0), pw).add_(mask);
         }
     }
@@ -79,7 +82,8 @@ at::Tensor WanVAEImpl::encode(const at::Tensor& video_in, const VaeTiling& tilin
     const int64_t ts = cfg_.temporal_stride(), ss = cfg_.spatial_stride();
     const bool single = video_in.dim() == 4;
     if (!single && video_in.dim() != 5) {
-        throw DataError(fmt::format("VAE encode: video {} must be [3, T, H, W] or [B, 3, T, H, W]", shape_str(video_in)));
+        throw DataError(
+            fmt::format("VAE encode: video {} must be [3, T, H, W] or [B, 3, T, H, W]", shape_str(video_in)));
     }
     const auto video = single ? video_in.unsqueeze(0) : video_in;
     if (video.size(1) != 3) {
@@ -92,14 +96,16 @@ at::Tensor WanVAEImpl::encode(const at::Tensor& video_in, const VaeTiling& tilin
     }
     const int64_t T = video.size(2), H = video.size(3), W = video.size(4);
     if (T < 1 || (T - 1) % ts != 0) {
-        throw DataError(fmt::format("VAE encode: video {} has {} frames; the Wan VAE needs 1 + {}k frames (1, {}, "
-                                    "{}, …). Upstream would silently drop the last {} frame(s); trim or pad the clip",
-                                    shape_str(video_in), T, ts, 1 + ts, 1 + 2 * ts, T < 1 ? 0 : (T - 1) % ts));
+        throw DataError(
+            fmt::format("VAE encode: video {} has {} frames; the Wan VAE needs 1 + {}k frames (1, {}, "
+                        "{}, …). Upstream would silently drop the last {} frame(s); trim or pad the clip",
+                        shape_str(video_in), T, ts, 1 + ts, 1 + 2 * ts, T < 1 ? 0 : (T - 1) % ts));
     }
     if (H < ss || W < ss || H % ss != 0 || W % ss != 0) {
-        throw DataError(fmt::format("VAE encode: frame size {}x{} (H x W) must be a positive multiple of {}; resize "
-                                    "or crop first",
-                                    H, W, ss));
+        throw DataError(
+            fmt::format("VAE encode: frame size {}x{} (H x W) must be a positive multiple of {}; resize "
+                        "or crop first",
+                        H, W, ss));
     }
     tiling.check();
     const int64_t h = H / ss, w = W / ss;
@@ -108,7 +114,8 @@ at::Tensor WanVAEImpl::encode(const at::Tensor& video_in, const VaeTiling& tilin
         out = encode_untiled(video);
     } else {
         const TileGrid grid{tiling.tile_h * ss, tiling.tile_w * ss, tiling.stride_h * ss, tiling.stride_w * ss, 1, ss};
-        out = blend_tiles(video, cfg_.z_dim, 1 + (T - 1) / ts, grid, [&](const at::Tensor& v) { return encode_untiled(v); });
+        out = blend_tiles(video, cfg_.z_dim, 1 + (T - 1) / ts, grid,
+                          [&](const at::Tensor& v) { return encode_untiled(v); });
     }
     return single ? out.squeeze(0) : out;
 }
@@ -129,8 +136,8 @@ at::Tensor WanVAEImpl::decode(const at::Tensor& latents_in, const VaeTiling& til
         throw DataError(fmt::format("VAE decode: latents {} are empty", shape_str(latents_in)));
     }
     if (!z.is_floating_point()) {
-        throw DataError(fmt::format("VAE decode: latents dtype {} is not floating point",
-                                    c10::toString(z.scalar_type())));
+        throw DataError(
+            fmt::format("VAE decode: latents dtype {} is not floating point", c10::toString(z.scalar_type())));
     }
     tiling.check();
     const int64_t ts = cfg_.temporal_stride(), ss = cfg_.spatial_stride();

@@ -19,11 +19,11 @@ namespace ipa::models::vae {
 /// spelling `temperal_downsample`); defaults are those of the released `Wan2.1_VAE.pth`
 /// (upstream `_video_vae`), not the class defaults.
 struct VaeConfig {
-    int64_t dim = 96;                        ///< base width (encoder dims = dim · [1] + dim_mult)
-    int64_t z_dim = 16;                      ///< latent channels (the encoder emits 2·z_dim)
+    int64_t dim = 96;    ///< base width (encoder dims = dim · [1] + dim_mult)
+    int64_t z_dim = 16;  ///< latent channels (the encoder emits 2·z_dim)
     std::vector<int64_t> dim_mult{1, 2, 4, 4};
-    int64_t num_res_blocks = 2;              ///< per encoder level (decoder: one more)
-    std::vector<double> attn_scales;         ///< scales (1, 1/2, …) with extra attention blocks
+    int64_t num_res_blocks = 2;       ///< per encoder level (decoder: one more)
+    std::vector<double> attn_scales;  ///< scales (1, 1/2, …) with extra attention blocks
     /// Per encoder level transition: temporal ×1/2 as well. The decoder uses it reversed.
     std::vector<bool> temperal_downsample{false, true, true};
     /// Latent normalisation (z = (mu − mean) / std); size z_dim. Official values by default.

@@ -84,9 +84,9 @@ TORCH_MODULE(RMSNorm);
 /// 3 RMS_norm, 4 SiLU, 5 Dropout (p = 0, identity), 6 CausalConv3d.
 struct ResidualPathImpl : torch::nn::Module {
     ResidualPathImpl(int64_t in, int64_t out, const torch::TensorOptions& options = {});
-    RMSNorm norm0{nullptr};  // "0"
+    RMSNorm norm0{nullptr};       // "0"
     CausalConv3d conv2{nullptr};  // "2"
-    RMSNorm norm3{nullptr};  // "3"
+    RMSNorm norm3{nullptr};       // "3"
     CausalConv3d conv6{nullptr};  // "6"
 };
 TORCH_MODULE(ResidualPath);
@@ -127,8 +127,8 @@ struct ResampleImpl : torch::nn::Module {
     /// downsample3d: 1st chunk T' = T (no time conv), later (T + 1 − 3)/2 + 1.
     at::Tensor forward(const at::Tensor& x, FeatureCache& cache);
     Mode mode;
-    Conv2d conv{nullptr};      // "resample.1"
-    CausalConv3d time_conv{nullptr};      // 3-D modes only
+    Conv2d conv{nullptr};             // "resample.1"
+    CausalConv3d time_conv{nullptr};  // 3-D modes only
 
 private:
     at::Tensor spatial(const at::Tensor& x);  // per frame: [B, C, T, H, W] -> [B, C', T, H', W']

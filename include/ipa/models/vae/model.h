@@ -26,7 +26,7 @@ struct Encoder3dImpl : torch::nn::Module {
     CausalConv3d conv1{nullptr};
     torch::nn::ModuleList downsamples{nullptr};
     torch::nn::ModuleList middle{nullptr};
-    RMSNorm head_norm{nullptr};   // "head.0" ("head.1" is SiLU)
+    RMSNorm head_norm{nullptr};       // "head.0" ("head.1" is SiLU)
     CausalConv3d head_conv{nullptr};  // "head.2"
 };
 TORCH_MODULE(Encoder3d);

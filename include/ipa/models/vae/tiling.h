@@ -23,7 +23,7 @@ namespace ipa::models::vae {
 /// tile covers the whole frame, the untiled code runs (bit-identical to it).
 struct VaeTiling {
     bool enabled = false;
-    int64_t tile_h = 34;    ///< latents (DiffSynth's default tile 34×34, stride 18×16)
+    int64_t tile_h = 34;  ///< latents (DiffSynth's default tile 34×34, stride 18×16)
     int64_t tile_w = 34;
     int64_t stride_h = 18;  ///< latents; 1 ≤ stride ≤ tile
     int64_t stride_w = 16;
@@ -46,7 +46,8 @@ struct TileGrid {
 /// blends the results ([B, out_channels, out_frames, h·num/den, w·num/den] each) into one
 /// float32 tensor: each tile weighted by the minimum of its row/column ramps ((i+1)/ramp over
 /// ramp = (tile − stride)·num/den output positions on inner sides), normalised by the sum of
-/// weights.
+/// weights. The result (the full output, float32) is accumulated on the input's device, so
+/// the tiles themselves may run elsewhere (e.g. a CPU-resident video, tiles on the GPU).
 at::Tensor blend_tiles(const at::Tensor& input, int64_t out_channels, int64_t out_frames, const TileGrid& grid,
                        const std::function<at::Tensor(const at::Tensor&)>& fn);
 
