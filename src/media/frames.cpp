@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
+#include <regex>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
@@ -43,6 +45,28 @@ std::vector<fs::path> image_files(const fs::path& dir) {
     std::sort(files.begin(), files.end());
     if (files.empty()) throw DataError(fmt::format("'{}': directory holds no image frames (png, jpg, …)", dir.string()));
     return files;
+}
+
+void check_decoded_count(const fs::path& path, int64_t decoded, int64_t reported) {
+    if (reported <= 0 || decoded >= reported - 1) return;
+    // Containers estimate their frame count; a small shortfall is normal, a large one means
+    // the file is cut off or damaged.
+    if (decoded < reported - 2 && decoded * 10 < reported * 9) {
+        throw DataError(fmt::format("'{}': decoding failed at frame {} of the {} the container reports (truncated or "
+                                    "corrupt file)",
+                                    path.string(), decoded, reported));
+    }
+    spdlog::warn("'{}': decoded {} frames, the container reports {}", path.string(), decoded, reported);
+}
+
+void prepare_destination(const fs::path& path) {
+    const auto parent = path.parent_path().empty() ? fs::path(".") : path.parent_path();
+    std::error_code ec;
+    fs::create_directories(parent, ec);
+    if (ec || !fs::is_directory(parent, ec) || ::access(parent.c_str(), W_OK) != 0) {
+        throw DataError(fmt::format("'{}': cannot write here (directory '{}' is missing or not writable{}{})",
+                                    path.string(), parent.string(), ec ? ": " : "", ec ? ec.message() : ""));
+    }
 }
 
 void require_exists(const fs::path& path) {
@@ -104,10 +128,7 @@ std::vector<cv::Mat> read_frames_bgr(const fs::path& path, double* fps) {
         frames.push_back(f.clone());
     }
     if (frames.empty()) throw DataError(fmt::format("'{}': the video has no decodable frames", path.string()));
-    if (reported > 0 && static_cast<int64_t>(frames.size()) < reported - 1) {
-        spdlog::warn("'{}': decoded {} frames, the container reports {} (damaged tail?)", path.string(), frames.size(),
-                     reported);
-    }
+    detail::check_decoded_count(path, static_cast<int64_t>(frames.size()), reported);
     if (fps) *fps = rate;
     return frames;
 }
@@ -163,7 +184,7 @@ void write_frames_bgr(const fs::path& path, const std::vector<cv::Mat>& frames_i
         frames.push_back(bgr);
     }
     std::error_code ec;
-    if (!path.parent_path().empty()) fs::create_directories(path.parent_path(), ec);
+    detail::prepare_destination(path);
     if (path.extension().empty()) {  // a directory of PNG frames, written aside and renamed
         const auto tmp = detail::temp_sibling(path);
         fs::remove_all(tmp, ec);
@@ -176,7 +197,25 @@ void write_frames_bgr(const fs::path& path, const std::vector<cv::Mat>& frames_i
                 throw DataError(fmt::format("'{}': cannot write frame {}", path.string(), i));
             }
         }
-        fs::remove_all(path, ec);
+        if (fs::exists(path, ec)) {
+            // Only ever replace an earlier frame directory, never a user's folder.
+            static const std::regex frame_name(R"(\d{6}\.png)");
+            bool frames_only = fs::is_directory(path, ec);
+            if (frames_only) {
+                for (const auto& e : fs::directory_iterator(path)) {
+                    if (!e.is_regular_file() || !std::regex_match(e.path().filename().string(), frame_name)) {
+                        frames_only = false;
+                        break;
+                    }
+                }
+            }
+            if (!frames_only) {
+                fs::remove_all(tmp, ec);
+                throw DataError(fmt::format("'{}' exists and is not a frame directory written by ipa; not replacing it",
+                                            path.string()));
+            }
+            fs::remove_all(path, ec);
+        }
         fs::rename(tmp, path, ec);
         if (ec) throw DataError(fmt::format("'{}': cannot move the frames into place: {}", path.string(), ec.message()));
         return;

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <map>
 #include <mutex>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -17,6 +18,8 @@ namespace ipa::media {
 namespace fs = std::filesystem;
 namespace F = torch::nn::functional;
 
+constexpr double kFrameDirFps = 16.0;  // Wan's rate; only the timestamps of frame directories use it
+
 namespace detail {
 
 void encode_video(const fs::path& path, const std::vector<cv::Mat>& frames_in, const VideoWriteOptions& opts) {
@@ -29,8 +32,8 @@ void encode_video(const fs::path& path, const std::vector<cv::Mat>& frames_in, c
     cv::VideoWriter writer;
     std::string used;
     for (const auto& c : codecs) {
-        cv::Size s = size;
-        if (c == "avc1") s = cv::Size(size.width + size.width % 2, size.height + size.height % 2);  // yuv420p needs even
+        // yuv420p needs even sizes; OpenCV would otherwise crop a row/column silently
+        const cv::Size s(size.width + size.width % 2, size.height + size.height % 2);
         if (writer.open(tmp.string(), cv::CAP_FFMPEG, cv::VideoWriter::fourcc(c[0], c[1], c[2], c[3]), opts.fps, s)) {
             used = c;
             size = s;
@@ -47,7 +50,7 @@ void encode_video(const fs::path& path, const std::vector<cv::Mat>& frames_in, c
         std::call_once(once, [] { spdlog::warn("H.264 encoding is unavailable here; writing MPEG-4 Part 2 (mp4v)"); });
     }
     if (size != frames_in[0].size()) {
-        spdlog::info("'{}': {}x{} padded to {}x{} for H.264", path.string(), frames_in[0].cols, frames_in[0].rows,
+        spdlog::info("'{}': {}x{} padded to even {}x{}", path.string(), frames_in[0].cols, frames_in[0].rows,
                      size.width, size.height);
     }
     for (const auto& f : frames_in) {
@@ -73,9 +76,69 @@ void encode_video(const fs::path& path, const std::vector<cv::Mat>& frames_in, c
     }
 }
 
+void check_pixels(const fs::path& path, const at::Tensor& t, int64_t dim, const char* layout) {
+    if (!t.defined() || t.dim() != dim || t.size(0) != 3) {
+        throw DataError(fmt::format("'{}': the tensor to write must be {}, got [{}]", path.string(), layout,
+                                    t.defined() ? fmt::format("{}", fmt::join(t.sizes(), ", ")) : "undefined"));
+    }
+    if (!t.is_floating_point()) {
+        throw DataError(fmt::format("'{}': the tensor to write must be floating point in [-1, 1], got {}", path.string(),
+                                    c10::toString(t.scalar_type())));
+    }
+    if (t.numel() == 0 || !torch::isfinite(t).all().item<bool>()) {
+        throw DataError(fmt::format("'{}': the tensor to write is empty or has NaN/Inf values", path.string()));
+    }
+}
+
 }  // namespace detail
 
 namespace {
+
+/// Number of frames a video decodes to (grab only; directories: the image count).
+int64_t count_frames(const fs::path& path, double* fps) {
+    detail::require_exists(path);
+    if (fs::is_directory(path)) {
+        if (fps) *fps = 0;
+        return static_cast<int64_t>(detail::image_files(path).size());
+    }
+    cv::VideoCapture cap(path.string(), cv::CAP_FFMPEG);
+    if (!cap.isOpened()) {
+        throw DataError(fmt::format("'{}': cannot open as a video (corrupt, truncated or unsupported)", path.string()));
+    }
+    if (fps) *fps = cap.get(cv::CAP_PROP_FPS);
+    const auto reported = static_cast<int64_t>(cap.get(cv::CAP_PROP_FRAME_COUNT));
+    int64_t n = 0;
+    while (cap.grab()) ++n;
+    if (n == 0) throw DataError(fmt::format("'{}': the video has no decodable frames", path.string()));
+    detail::check_decoded_count(path, n, reported);
+    return n;
+}
+
+/// Decodes only the frames `ids` (any order, repeats allowed) as BGR, in the order of `ids`.
+std::vector<cv::Mat> decode_frames(const fs::path& path, const std::vector<int64_t>& ids) {
+    std::vector<cv::Mat> out(ids.size());
+    if (fs::is_directory(path)) {
+        const auto files = detail::image_files(path);
+        for (std::size_t k = 0; k < ids.size(); ++k) out[k] = read_image_bgr(files.at(static_cast<std::size_t>(ids[k])));
+        return out;
+    }
+    std::map<int64_t, std::vector<std::size_t>> wanted;
+    for (std::size_t k = 0; k < ids.size(); ++k) wanted[ids[k]].push_back(k);
+    cv::VideoCapture cap(path.string(), cv::CAP_FFMPEG);
+    if (!cap.isOpened()) throw DataError(fmt::format("'{}': cannot open as a video", path.string()));
+    const int64_t last = wanted.rbegin()->first;
+    cv::Mat f;
+    for (int64_t i = 0; i <= last; ++i) {
+        if (!cap.grab()) throw DataError(fmt::format("'{}': decoding failed at frame {}", path.string(), i));
+        const auto it = wanted.find(i);
+        if (it == wanted.end()) continue;
+        if (!cap.retrieve(f) || f.empty() || f.type() != CV_8UC3) {
+            throw DataError(fmt::format("'{}': decoding failed at frame {}", path.string(), i));
+        }
+        for (const auto k : it->second) out[k] = f.clone();
+    }
+    return out;
+}
 
 /// Bicubic antialiased resize of [T, 3, h, w] 0…255 values, rounded to 8 bit (the reference
 /// resizes decoded uint8 frames), then centre crop to (oh, ow).
@@ -98,11 +161,9 @@ at::Tensor resize_crop_u8(at::Tensor video, int64_t oh, int64_t ow) {
     return video;
 }
 
-/// Decoded frames → [T, 3, h, w] float 0…255 RGB for the selected indices.
-at::Tensor select_u8(const std::vector<cv::Mat>& bgr, const std::vector<int64_t>& ids) {
-    std::vector<cv::Mat> picked;
-    for (const auto i : ids) picked.push_back(bgr[static_cast<std::size_t>(i)]);
-    return frames_to_tensor(picked).add(1.0).mul(127.5).round().permute({1, 0, 2, 3});
+/// Decoded BGR frames → [T, 3, h, w] float 0…255 RGB.
+at::Tensor to_u8_float(const std::vector<cv::Mat>& bgr) {
+    return frames_to_tensor(bgr).add(1.0).mul(127.5).round().permute({1, 0, 2, 3});
 }
 
 at::Tensor to_output(const at::Tensor& t_u8) {  // [T, 3, H, W] 0…255 → [3, T, H, W] in [-1, 1]
@@ -126,7 +187,7 @@ VideoInfo probe_video(const fs::path& path) {
     if (!cap.isOpened()) {
         throw DataError(fmt::format("'{}': cannot open as a video (corrupt, truncated or unsupported)", path.string()));
     }
-    info.frames = static_cast<int64_t>(cap.get(cv::CAP_PROP_FRAME_COUNT));
+    info.frames = std::max<int64_t>(0, static_cast<int64_t>(cap.get(cv::CAP_PROP_FRAME_COUNT)));
     info.width = static_cast<int>(cap.get(cv::CAP_PROP_FRAME_WIDTH));
     info.height = static_cast<int>(cap.get(cv::CAP_PROP_FRAME_HEIGHT));
     info.fps = cap.get(cv::CAP_PROP_FPS);
@@ -143,16 +204,16 @@ Video read_video(const fs::path& path, const VideoReadOptions& o) {
         throw DataError(fmt::format("'{}': bad target size {}x{}", path.string(), o.size->first, o.size->second));
     }
     double fps = 0;
-    const auto bgr = read_frames_bgr(path, &fps);
+    const int64_t n = count_frames(path, &fps);
     std::vector<int64_t> ids;
-    for (int64_t i = o.start; i < static_cast<int64_t>(bgr.size()); i += o.stride) {
+    for (int64_t i = o.start; i < n; i += o.stride) {
         if (o.max_frames > 0 && static_cast<int64_t>(ids.size()) >= o.max_frames) break;
         ids.push_back(i);
     }
     if (ids.empty()) {
-        throw DataError(fmt::format("'{}': {} frames, none selected from frame {}", path.string(), bgr.size(), o.start));
+        throw DataError(fmt::format("'{}': {} frames, none selected from frame {}", path.string(), n, o.start));
     }
-    auto v = select_u8(bgr, ids);
+    auto v = to_u8_float(decode_frames(path, ids));
     if (o.size) v = resize_crop_u8(v, o.size->first, o.size->second);
     Video out;
     out.frames = to_output(v);
@@ -162,14 +223,14 @@ Video read_video(const fs::path& path, const VideoReadOptions& o) {
 
 Video read_video_reference(const fs::path& path, const ReferenceVideoOptions& o) {
     double fps = 0;
-    const auto bgr = read_frames_bgr(path, &fps);
+    const int64_t n = count_frames(path, &fps);
     if (!(fps > 0)) {
-        throw DataError(fmt::format("'{}': unknown frame rate (the reference frame selection needs timestamps)",
-                                    path.string()));
+        fps = kFrameDirFps;  // frame directories (and files without a rate): constant-rate timestamps
+        spdlog::info("'{}': no frame rate; frame timestamps assume {} fps", path.string(), fps);
     }
     // ref: VACE vace/models/utils/preprocessor.py VaceVideoProcessor._get_frameid_bbox_adjust_last
-    const auto n = static_cast<int64_t>(bgr.size());
-    const int64_t h = bgr[0].rows, w = bgr[0].cols;
+    const auto first = decode_frames(path, {0});
+    const int64_t h = first[0].rows, w = first[0].cols;
     const double ratio = static_cast<double>(h) / w;
     constexpr int64_t df = 4, dh = 16, dw = 16;
     std::vector<float> start(n), end(n);  // decord's [start, end] per frame, float32 as upstream
@@ -183,6 +244,11 @@ Video read_video_reference(const fs::path& path, const ReferenceVideoOptions& o)
     int64_t of = std::min<int64_t>((n - 1) / df + 1, static_cast<int64_t>(o.seq_len / area_z));
     const double target_area_z = std::min(area_z, static_cast<double>(static_cast<int64_t>(o.seq_len / of)));
     const auto oh_z = static_cast<int64_t>(std::nearbyint(std::sqrt(target_area_z * ratio)));  // Python round: half to even
+    if (oh_z < 1 || static_cast<int64_t>(target_area_z / oh_z) < 1) {
+        throw DataError(fmt::format("'{}': a {}x{} video does not fit the token budget (seq_len {}) in VACE's 16-pixel "
+                                    "grid; crop it or raise seq_len",
+                                    path.string(), w, h, o.seq_len));
+    }
     const auto ow_z = static_cast<int64_t>(target_area_z / oh_z);
     of = (of - 1) * df + 1;
     const int64_t oh = oh_z * dh, ow = ow_z * dw;
@@ -201,7 +267,7 @@ Video read_video_reference(const fs::path& path, const ReferenceVideoOptions& o)
         ids.push_back(id);
     }
     Video out;
-    out.frames = to_output(resize_crop_u8(select_u8(bgr, ids), oh, ow));
+    out.frames = to_output(resize_crop_u8(to_u8_float(decode_frames(path, ids)), oh, ow));
     out.fps = static_cast<double>(of) / duration;
     return out;
 }
@@ -232,10 +298,7 @@ at::Tensor letterbox_reference(const at::Tensor& image, int64_t height, int64_t 
 }
 
 void write_video(const fs::path& path, const at::Tensor& frames, const VideoWriteOptions& opts) {
-    if (frames.dim() != 4 || frames.size(0) != 3 || frames.size(1) < 1) {
-        throw DataError(fmt::format("'{}': video tensor must be [3, T, H, W] with T ≥ 1, got {}", path.string(),
-                                    fmt::join(frames.sizes(), "x")));
-    }
+    detail::check_pixels(path, frames, 4, "[3, T, H, W]");
     write_frames_bgr(path, tensor_to_frames(frames), opts);
 }
 
@@ -247,17 +310,14 @@ void write_png_frames(const fs::path& dir, const at::Tensor& frames) {
 }
 
 void write_image(const fs::path& path, const at::Tensor& image) {
-    if (image.dim() != 3 || image.size(0) != 3) {
-        throw DataError(fmt::format("'{}': image tensor must be [3, H, W], got {}", path.string(),
-                                    fmt::join(image.sizes(), "x")));
-    }
+    detail::check_pixels(path, image, 3, "[3, H, W]");
     if (!detail::is_image_ext(path)) {
         throw DataError(fmt::format("'{}': unknown image extension (png, jpg, …)", path.string()));
     }
     const auto f = tensor_to_frames(image.unsqueeze(1));
+    detail::prepare_destination(path);
     const auto tmp = detail::temp_sibling(path);
     std::error_code ec;
-    if (!path.parent_path().empty()) fs::create_directories(path.parent_path(), ec);
     if (!cv::imwrite(tmp.string(), f[0])) {
         fs::remove(tmp, ec);
         throw DataError(fmt::format("'{}': cannot write the image", path.string()));

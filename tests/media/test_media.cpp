@@ -181,13 +181,56 @@ TEST(Media, BadInputsAreDataErrorsNamingThePath) {
     EXPECT_NE(error_of([&] { read_video(junk, o); }).find("bad frame selection"), std::string::npos);
 }
 
+TEST(Media, TruncatedVideosAndUnsafeOverwritesAreRefused) {
+    ipa::test::TempDir dir("ipa_media");
+    const auto p = dir.path / "v.avi";
+    VideoWriteOptions o;
+    o.codec = "MJPG";
+    write_frames_bgr(p, indexed_frames(30, 32, 48), o);
+    // Cut the file in half: the container still reports 30 frames.
+    const auto size = fs::file_size(p);
+    fs::resize_file(p, size / 2);
+    const auto err = error_of([&] { read_video(p); });
+    EXPECT_NE(err.find("v.avi': decoding failed at frame"), std::string::npos) << err;
+    // A frame directory replaces only an earlier frame directory.
+    fs::create_directories(dir.path / "mine");
+    std::ofstream(dir.path / "mine/notes.txt") << "keep me";
+    const auto v = torch::zeros({3, 2, 8, 8});
+    EXPECT_NE(error_of([&] { write_video(dir.path / "mine", v); }).find("not a frame directory"), std::string::npos);
+    EXPECT_TRUE(fs::exists(dir.path / "mine/notes.txt"));
+    write_video(dir.path / "frames", v);
+    write_video(dir.path / "frames", v.narrow(1, 0, 1));  // replaces the earlier frames
+    EXPECT_FALSE(fs::exists(dir.path / "frames/000001.png"));
+    // Bad tensors name the path.
+    EXPECT_NE(error_of([&] { write_video(dir.path / "i.mp4", torch::zeros({3, 2, 8, 8}, torch::kInt64)); })
+                  .find("i.mp4': the tensor to write must be floating point"),
+              std::string::npos);
+    auto nan = torch::zeros({3, 8, 8});
+    nan[0][0][0] = NAN;
+    EXPECT_NE(error_of([&] { write_image(dir.path / "n.png", nan); }).find("NaN"), std::string::npos);
+}
+
+TEST(Media, ReferenceLoaderTakesFrameDirectoriesAtSixteenFps) {
+    ipa::test::TempDir dir("ipa_media");
+    write_frames_bgr(dir.path / "f", indexed_frames(9, 32, 32));
+    ReferenceVideoOptions o;
+    o.max_area = 32 * 32;
+    const auto v = read_video_reference(dir.path / "f", o);
+    EXPECT_EQ(v.frames.sizes(), (std::vector<int64_t>{3, 9, 32, 32}));
+    for (int64_t t = 0; t < 9; ++t) EXPECT_EQ(frame_index(v.frames, t), t);
+}
+
 TEST(Media, OddSizesArePaddedForH264) {
     ipa::test::TempDir dir("ipa_media");
     write_frames_bgr(dir.path / "odd.mp4", indexed_frames(3, 15, 21));
     const auto info = probe_video(dir.path / "odd.mp4");
     EXPECT_EQ(info.frames, 3);
-    EXPECT_GE(info.width, 21);
-    EXPECT_GE(info.height, 15);
+    EXPECT_EQ(info.width, 22);
+    EXPECT_EQ(info.height, 16);
+    VideoWriteOptions o;
+    o.codec = "mp4v";
+    write_frames_bgr(dir.path / "odd4.mp4", indexed_frames(3, 15, 21), o);
+    EXPECT_EQ(probe_video(dir.path / "odd4.mp4").width, 22);
 }
 
 }  // namespace

@@ -28,8 +28,9 @@ struct VideoReadOptions {
     int64_t start = 0;        ///< first frame
     int64_t stride = 1;       ///< take every stride-th frame
     int64_t max_frames = -1;  ///< -1: all
-    /// (H, W): scale = max(W/w, H/h), bicubic antialiased resize (values rounded to 8 bit,
-    /// as the reference resizes decoded uint8 frames), centre crop.
+    /// (H, W): scale = max(W/w, H/h), bicubic antialiased resize, centre crop. The reference
+    /// resizes decoded uint8 frames with torch ≥ 2.1's fixed-point uint8 kernel; we resize
+    /// in float and round to 8 bit once, so single pixels can differ by 1/255.
     std::optional<std::pair<int64_t, int64_t>> size;
 };
 
@@ -49,8 +50,9 @@ struct ReferenceVideoOptions {
 /// The VACE reference loader (wan-vace-spec §4.5, VaceVideoProcessor with keep_last): the
 /// frame count (4k+1) and the output size follow from the video's length and aspect ratio
 /// under the token cap; frames are picked by timestamp ([i/fps, (i+1)/fps] per frame, as
-/// decord reports them for constant-rate video); resize + centre crop as above. `fps` is the
-/// effective rate of the picked frames.
+/// decord reports them for constant-rate video; a frame directory is taken as 16 fps);
+/// resize + centre crop as above. `fps` is the effective rate of the picked frames. Only
+/// the picked frames are decoded and kept in memory.
 Video read_video_reference(const std::filesystem::path& path, const ReferenceVideoOptions& opts = {});
 
 /// [3, H, W] float32 RGB in [-1, 1]; an alpha channel is dropped (no compositing); 16-bit
@@ -70,9 +72,10 @@ struct VideoWriteOptions {
 };
 
 /// `path` with a video extension (.mp4 .avi .mkv .mov) → encoded video (odd sizes are
-/// padded by one black row/column for H.264 — logged); a path without extension → a
-/// directory of PNG frames 000000.png, … . Written under a temporary name and renamed,
-/// so a failed write never leaves a partial file under the final name. Values are mapped
+/// padded by one black row/column — logged); a path without extension → a directory of
+/// PNG frames 000000.png, … (an existing directory is replaced only if it holds nothing
+/// but such frames). Written under a temporary name and renamed, so a failed write never
+/// leaves a partial file under the final name. The tensor must be finite floating point. Values are mapped
 /// as the reference does: clamp, (x+1)/2·255, truncated to uint8.
 void write_video(const std::filesystem::path& path, const at::Tensor& frames, const VideoWriteOptions& opts = {});
 void write_png_frames(const std::filesystem::path& dir, const at::Tensor& frames);
