@@ -4,12 +4,15 @@
 //   ipa-inspect forward --model CFG --weights W --inputs IN.safetensors --out OUT.safetensors
 //   ipa-inspect merge-lora --weights W --lora ADAPTER --out MERGED.safetensors [--multiplier 1]
 //   ipa-inspect bench-forward [--model tiny] [--latent F H W] [--layers N] [--dtype] [--iters]
+//   ipa-inspect vae --vae W (--encode video.mp4|IN.safetensors | --decode LAT.safetensors) --out OUT [--tiled]
+//   ipa-inspect encode-prompt --text-encoder T --tokenizer DIR --prompt "..." [--prompt ...] --out E.safetensors
 
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
 #include <cstdio>
 #include <iostream>
+#include <sstream>
 
 #include "ipa/core/error.h"
 #include "ipa/core/logging.h"
@@ -17,7 +20,9 @@
 #include "ipa/io/checkpoint.h"
 #include "ipa/io/summary.h"
 #include "ipa/lora/lora.h"
+#include "ipa/models/t5/text_encoder.h"
 #include "ipa/tools/inspect.h"
+#include "ipa/tools/vae_tools.h"
 
 namespace {
 
@@ -90,6 +95,36 @@ int main(int argc, char** argv) {
     bf->add_flag("--grad-checkpointing", bench.grad_checkpointing, "recompute blocks in backward");
     bf->add_flag("!--no-backward", bench.backward, "time the forward only");
 
+    std::string vae_path, encode_in, decode_in, vae_dtype = "fp32", vae_device = "cpu", vae_size;
+    ipa::tools::VaeFileOptions vae_opts;
+    auto* vae = app.add_subcommand("vae", "Wan VAE: encode a video (or safetensors 'video' [3,T,H,W]) to 'latents', "
+                                          "or decode 'latents' to a video / PNG frames / safetensors");
+    vae->add_option("--vae", vae_path, "VAE weights (Wan2.1_VAE.pth, .safetensors, diffusers/ComfyUI spellings)")
+        ->required();
+    auto* enc_opt = vae->add_option("--encode", encode_in, "video file, frame directory or .safetensors ('video')");
+    auto* dec_opt = vae->add_option("--decode", decode_in, ".safetensors with 'latents' [16, t, h, w]");
+    enc_opt->excludes(dec_opt);
+    vae->add_option("--out", output, "encode: .safetensors; decode: .mp4 | frame dir | .safetensors")->required();
+    vae->add_option("--frames", vae_opts.frames, "encode: frames to use (1 + 4k; default: as many as fit)");
+    vae->add_option("--size", vae_size, "encode: resize + centre crop to HxW (e.g. 480x832)");
+    vae->add_option("--fps", vae_opts.fps, "decode: output frame rate");
+    vae->add_flag("--tiled", vae_opts.tiling.enabled, "spatial tiles with blended overlaps (less memory)");
+    vae->add_option("--tile", vae_opts.tiling.tile_h, "tile size in latents (square)");
+    vae->add_option("--dtype", vae_dtype, "fp32 | bf16");
+    vae->add_option("--device", vae_device, "cpu | cuda[:N] | auto");
+
+    std::string text_encoder, tokenizer, te_dtype = "bf16", te_device = "cpu";
+    std::vector<std::string> prompts;
+    auto* ep = app.add_subcommand("encode-prompt", "umT5: prompts -> text embeddings (safetensors 'context' [L, 4096], "
+                                                   "or 'context.i' for several prompts)");
+    ep->add_option("--text-encoder", text_encoder, "models_t5_umt5-xxl-enc-bf16.pth (or HF UMT5 safetensors)")
+        ->required();
+    ep->add_option("--tokenizer", tokenizer, "the google/umt5-xxl folder (spiece.model)")->required();
+    ep->add_option("--prompt", prompts, "prompt text (repeatable; each is encoded on its own)")->required();
+    ep->add_option("--out", output, "output safetensors")->required();
+    ep->add_option("--dtype", te_dtype, "bf16 (the reference) | fp32");
+    ep->add_option("--device", te_device, "cpu | cuda[:N] | auto");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -117,6 +152,29 @@ int main(int argc, char** argv) {
             bench.dtype = ipa::parse_dtype(bench_dtype);
             bench.device = ipa::parse_device(bench_device);
             std::cout << ipa::tools::bench_forward(bench);
+        } else if (*vae) {
+            if (encode_in.empty() == decode_in.empty()) throw ipa::ConfigError("vae: give one of --encode or --decode");
+            if (!vae_size.empty()) {
+                int64_t h = 0, w = 0;
+                char x = 0;
+                std::istringstream in(vae_size);
+                if (!(in >> h >> x >> w) || x != 'x' || h <= 0 || w <= 0 || !in.eof()) {
+                    throw ipa::ConfigError("--size '" + vae_size + "' is not HxW (e.g. 480x832)");
+                }
+                vae_opts.size = std::make_pair(h, w);
+            }
+            vae_opts.tiling.tile_w = vae_opts.tiling.tile_h;
+            vae_opts.tiling.stride_h = std::min(vae_opts.tiling.stride_h, vae_opts.tiling.tile_h);
+            vae_opts.tiling.stride_w = std::min(vae_opts.tiling.stride_w, vae_opts.tiling.tile_w);
+            vae_opts.dtype = ipa::parse_dtype(vae_dtype);
+            vae_opts.device = ipa::parse_device(vae_device);
+            std::cout << (encode_in.empty() ? ipa::tools::vae_decode_file(vae_path, decode_in, output, vae_opts)
+                                            : ipa::tools::vae_encode_file(vae_path, encode_in, output, vae_opts))
+                      << "\n";
+        } else if (*ep) {
+            ipa::models::t5::encode_prompts_to_file(text_encoder, tokenizer, prompts, output,
+                                                    ipa::parse_device(te_device), ipa::parse_dtype(te_dtype));
+            std::cout << "wrote " << prompts.size() << " prompt embedding(s) to " << output << "\n";
         }
         return 0;
     } catch (const std::exception& e) {
