@@ -223,15 +223,19 @@ void ScoreConfig::check() const {
 }
 
 double laplacian_variance(const cv::Mat& image, const cv::Rect& roi) {
-    const cv::Rect r = roi & cv::Rect(0, 0, image.cols, image.rows);
+    const cv::Rect bounds(0, 0, image.cols, image.rows);
+    const cv::Rect r = roi & bounds;
     if (r.width < 3 || r.height < 3) return 0.0;
+    // The crop plus a 1-pixel margin, so the Laplacian at the crop's edge sees the real
+    // neighbours (borders are replicated only at the image's edge), for BGR and gray alike.
+    const cv::Rect outer = cv::Rect(r.x - 1, r.y - 1, r.width + 2, r.height + 2) & bounds;
     cv::Mat gray;
-    if (image.channels() == 3) cv::cvtColor(image(r), gray, cv::COLOR_BGR2GRAY);
-    else gray = image(r);
+    if (image.channels() == 3) cv::cvtColor(image(outer), gray, cv::COLOR_BGR2GRAY);
+    else gray = image(outer).clone();
     cv::Mat lap;
     cv::Laplacian(gray, lap, CV_64F, 1, 1, 0, cv::BORDER_REPLICATE);
     cv::Scalar mean, sd;
-    cv::meanStdDev(lap, mean, sd);
+    cv::meanStdDev(lap(r - outer.tl()), mean, sd);
     return sd[0] * sd[0];
 }
 

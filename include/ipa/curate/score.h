@@ -52,7 +52,7 @@ struct ScoreConfig {
 
     double w_confidence = 1, w_finger = 2, w_visibility = 1, w_jitter = 1, w_accel = 1, w_sharpness = 2;
     Ramp confidence{0.3, 0.7};    ///< mean hand point confidence
-    Ramp finger{0.3, 0.65};       ///< weakest-finger mean confidence
+    Ramp finger{0.45, 0.7};       ///< weakest-finger mean confidence
     Ramp visibility{0.5, 0.9};    ///< visible fraction of expected hands
     Ramp jitter{0.12, 0.04};      ///< mean shape change per frame / hand size
     Ramp accel{0.25, 0.08};       ///< mean |second difference| / hand size
@@ -91,8 +91,9 @@ struct CandidateScore {
     std::vector<FrameScore> frames;
 };
 
-/// Laplacian variance (3x3 kernel, CV_64F) of the gray image inside `roi` (clipped);
-/// 0 for an empty region. BGR or gray input.
+/// Laplacian variance (4-neighbour 3x3 kernel, CV_64F) of the gray image inside `roi`
+/// (clipped; pixels just outside the roi serve as neighbours, borders are replicated only
+/// at the image's edge); 0 for a region under 3x3. BGR or gray input.
 double laplacian_variance(const cv::Mat& image, const cv::Rect& roi);
 
 /// Scores one candidate from its frames (BGR) and keypoints (one PoseFrame per video frame;

@@ -1,0 +1,97 @@
+// Pair statistics on a hand-made score set with known counts.
+
+#include <gtest/gtest.h>
+
+#include "curate_test_util.h"
+#include "ipa/core/error.h"
+#include "ipa/curate/pairs.h"
+
+namespace ipa::curate {
+namespace {
+using test::expect_error;
+
+// A candidate whose frame t scores pattern(t).
+template <typename Pattern>
+CandidateScore cand(const std::string& id, const std::string& group, int T, Pattern pattern) {
+    CandidateScore c;
+    c.id = id;
+    c.group = group;
+    for (int t = 0; t < T; ++t) {
+        FrameScore f;
+        f.frame = t;
+        f.score = pattern(t);
+        c.frames.push_back(f);
+    }
+    return c;
+}
+
+std::vector<CandidateScore> hand_made_set() {
+    return {
+        // Group A, 32 frames = two 16-frame windows.
+        cand("a_good", "A", 32, [](int) { return 0.9; }),                       // windows: GOOD, GOOD
+        cand("a_bad", "A", 32, [](int) { return 0.1; }),                        // BAD, BAD
+        cand("a_mix", "A", 32, [](int t) { return t < 16 || t == 20 ? 0.5 : 0.49; }),  // GOOD, MIXED
+        // Group B: the shorter one has 10 frames < window → one window of 10 frames.
+        cand("b_1", "B", 20, [](int) { return 0.2; }),
+        cand("b_2", "B", 10, [](int) { return 0.3; }),
+        // No group: a group of its own, no pairs.
+        cand("alone", "", 32, [](int) { return 0.9; }),
+    };
+}
+
+TEST(Pairs, KnownCountsOnAHandMadeSet) {
+    const ScoreConfig cfg;  // threshold 0.5; a frame at exactly 0.5 passes
+    const PairStats s = pair_statistics(hand_made_set(), cfg, {});
+    EXPECT_EQ(s.candidates, 6);
+    EXPECT_EQ(s.groups, 3);
+    EXPECT_EQ(s.pairs, 4);  // A: 3, B: 1
+    // A: (good,bad) strict+strict; (good,mix) both_good+mixed; (bad,mix) strict+mixed. B: both_bad.
+    EXPECT_EQ(s.windows, 7);
+    EXPECT_EQ(s.strict, 3);
+    EXPECT_EQ(s.both_good, 1);
+    EXPECT_EQ(s.mixed, 2);
+    EXPECT_EQ(s.both_bad, 1);
+    EXPECT_EQ(s.strict_pairs, 2);
+    EXPECT_EQ(s.both_good + s.both_bad + s.mixed + s.strict, s.windows);
+
+    const std::string text = format_pair_stats(s);
+    EXPECT_NE(text.find("strict    (case 4): 3 (42.9%)"), std::string::npos) << text;
+    EXPECT_NE(text.find("both bad  (case 2): 1 (14.3%)"), std::string::npos) << text;
+    EXPECT_NE(text.find("DPO pairs that would exist: 3"), std::string::npos) << text;
+    EXPECT_NE(text.find("from 2 of 4 candidate pairs = 50.0%"), std::string::npos) << text;
+}
+
+TEST(Pairs, WindowSizeAndThresholdChangeTheClasses) {
+    ScoreConfig cfg;
+    // Window 10 over 32 frames: 3 windows per A pair (frames 30-31 dropped); B stays one window.
+    PairStats s = pair_statistics(hand_made_set(), cfg, {10});
+    EXPECT_EQ(s.windows, 3 * 3 + 1);
+    // a_mix windows: [0,10) GOOD, [10,20) MIXED (16..19 fail), [20,30) MIXED (frame 20 passes).
+    EXPECT_EQ(s.strict, 3 + 1);      // good-vs-bad x3, bad-vs-mix in the first window
+    EXPECT_EQ(s.both_good, 1);       // good-vs-mix, first window
+    EXPECT_EQ(s.mixed, 2 + 2);
+    EXPECT_EQ(s.both_bad, 1);
+    // Threshold 0.25: b_2 (0.3) passes, b_1 (0.2) fails → B becomes strict; a_mix all pass.
+    cfg.threshold = 0.25;
+    s = pair_statistics(hand_made_set(), cfg, {16});
+    EXPECT_EQ(s.windows, 7);
+    EXPECT_EQ(s.both_good, 2);       // good-vs-mix, both windows
+    EXPECT_EQ(s.strict, 2 + 2 + 1);  // good-vs-bad, bad-vs-mix, B
+    EXPECT_EQ(s.mixed, 0);
+    EXPECT_EQ(s.both_bad, 0);
+    EXPECT_EQ(s.strict_pairs, 3);
+}
+
+TEST(Pairs, BadOptionsAndDuplicateIds) {
+    const ScoreConfig cfg;
+    expect_error<ConfigError>([&] { pair_statistics(hand_made_set(), cfg, {0}); }, {"window"});
+    auto set = hand_made_set();
+    set.push_back(set[0]);
+    expect_error<DataError>([&] { pair_statistics(set, cfg, {}); }, {"duplicate", "a_good"});
+    const PairStats empty = pair_statistics({}, cfg, {});
+    EXPECT_EQ(empty.windows, 0);
+    EXPECT_NE(format_pair_stats(empty).find("DPO pairs that would exist: 0"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ipa::curate
