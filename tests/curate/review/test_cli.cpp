@@ -1,5 +1,6 @@
 // End to end through the ipa-curate binary on a tiny synthetic set: synth -> score -> pairs
-// -> sheets -> mark/review -> index -> select, plus render-pose and masks, and exit codes.
+// -> sheets -> mark/review -> index -> select, plus render-pose and masks, and exit codes;
+// and the pose file helpers in-process.
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -12,6 +13,11 @@
 #include "ipa/curate/manifest.h"
 #include "ipa/curate/review/decisions.h"
 #include "ipa/curate/review/index_html.h"
+#include "ipa/curate/review/pose_files.h"
+#include "ipa/curate/synth.h"
+#include "ipa/core/error.h"
+#include "ipa/pose/keypoints.h"
+#include "ipa/pose/render.h"
 #include "ipa/curate/review/ranking.h"
 #include "ipa/io/safetensors.h"
 #include "ipa/media/frames.h"
@@ -80,9 +86,6 @@ TEST(CurateCli, SyntheticRoundTrip) {
     r = curate("mark not_a_candidate good --manifest " + q(manifest) + " --decisions " + q(dec));
     EXPECT_EQ(r.rc, 5) << r.out;
     EXPECT_NE(r.out.find("not in manifest"), std::string::npos) << r.out;
-    r = curate("mark " + first + " great --manifest " + q(manifest) + " --decisions " + q(dec));
-    EXPECT_EQ(r.rc, 5) << r.out;
-    EXPECT_NE(r.out.find("unknown decision 'great'"), std::string::npos) << r.out;
 
     // Review through a pipe: three undecided candidates, decide two, quit; then resume.
     const fs::path keys = dir.path / "keys.txt";
@@ -123,26 +126,24 @@ TEST(CurateCli, SyntheticRoundTrip) {
     EXPECT_EQ(sel.columns, m.columns);
     EXPECT_TRUE(fs::exists(sel.rows[0].video));  // paths still resolve from the new location
     EXPECT_EQ(fs::canonical(sel.rows[0].video), fs::canonical(m.rows[0].video));
-    r = curate("select --manifest " + q(manifest) + " --decisions " + q(dec) + " --min-score 0.5 --out " + q(train));
-    EXPECT_EQ(r.rc, 3) << r.out;  // --min-score without --scores
 }
 
 TEST(CurateCli, RenderPoseAndMasks) {
     ipa::test::TempDir dir("cli");
-    const fs::path syn = dir.path / "syn";
-    ASSERT_EQ(curate("synth --out " + q(syn) + " --clips 1 --candidates 1 --frames 9 --size 64x64").rc, 0);
-    const auto m = ipa::curate::read_manifest(syn / "candidates.csv");
+    ipa::curate::SynthOptions so;  // in-process: only the pose commands go through the binary here
+    so.clips = so.candidates = 1;
+    so.frames = 9;
+    so.height = so.width = 64;
+    const auto m = ipa::curate::read_manifest(ipa::curate::synth_dataset(dir.path / "syn", so).manifest);
     const fs::path kp = m.rows.at(0).keypoints;
 
     auto r = curate("render-pose --keypoints " + q(kp) + " --out " + q(dir.path / "pose"));
     ASSERT_EQ(r.rc, 0) << r.out;
+    EXPECT_NE(r.out.find("9 frames, 64x64"), std::string::npos) << r.out;
     const auto frames = ipa::media::read_frames_bgr(dir.path / "pose");  // PNG frames: lossless
     ASSERT_EQ(frames.size(), 9u);
     EXPECT_EQ(frames[0].size(), cv::Size(64, 64));
     EXPECT_GT(cv::countNonZero(frames[0].reshape(1)), 50);  // the skeleton is drawn
-    r = curate("render-pose --keypoints " + q(kp) + " --out " + q(dir.path / "p.mp4") + " --size 32x48 --no-hands");
-    ASSERT_EQ(r.rc, 0) << r.out;
-    EXPECT_NE(r.out.find("9 frames, 32x48"), std::string::npos) << r.out;
 
     r = curate("masks --keypoints " + q(kp) + " --out " + q(dir.path / "masks") + " --shape hull --padding 0.5");
     ASSERT_EQ(r.rc, 0) << r.out;
@@ -151,11 +152,48 @@ TEST(CurateCli, RenderPoseAndMasks) {
     EXPECT_EQ(mask.sizes().vec(), (std::vector<int64_t>{3, 8, 8}));
     EXPECT_GT(mask.sum().item<double>(), 0.0);
     EXPECT_TRUE(((mask == 0) | (mask == 1)).all().item<bool>());
-    EXPECT_TRUE(fs::exists(dir.path / "masks" / "hand_mask.mp4"));
+    EXPECT_EQ(ipa::media::read_frames_bgr(dir.path / "masks" / "hand_mask.mp4").size(), 9u);
 
-    EXPECT_EQ(curate("masks --keypoints " + q(kp) + " --out x --size 63x64").rc, 5);  // not a multiple of 8
-    EXPECT_EQ(curate("masks --keypoints " + q(kp) + " --out x --shape blob").rc, 3);
-    EXPECT_EQ(curate("render-pose --keypoints " + q(kp) + " --out x.mp4 --size 64by64").rc, 3);
-    EXPECT_EQ(curate("render-pose --keypoints " + q(dir.path / "nope") + " --out x.mp4").rc, 5);
-    EXPECT_NE(curate("frobnicate").rc, 0);
+    r = curate("masks --keypoints " + q(kp) + " --out x --shape blob");
+    EXPECT_EQ(r.rc, 3) << r.out;  // ConfigError
+    EXPECT_NE(r.out.find("--shape 'blob': expected box or hull"), std::string::npos) << r.out;
+}
+
+TEST(PoseFiles, SizesOptionsAndErrors) {
+    ipa::test::TempDir dir("posefiles");
+    EXPECT_EQ(rv::parse_size("480x832", "--size"), std::make_pair(480, 832));
+    EXPECT_THROW(rv::parse_size("64by64", "--size"), ipa::ConfigError);
+    EXPECT_THROW(rv::parse_size("0x64", "--size"), ipa::ConfigError);
+    EXPECT_THROW(rv::parse_size("64x64x", "--size"), ipa::ConfigError);
+
+    ipa::curate::SynthOptions so;
+    so.clips = so.candidates = 1;
+    so.frames = 6;  // not 1 + 4k
+    so.height = so.width = 64;
+    so.video_ext = "";
+    const auto m = ipa::curate::read_manifest(ipa::curate::synth_dataset(dir.path / "syn", so).manifest);
+    const fs::path kp = m.rows.at(0).keypoints;
+
+    rv::RenderPoseFileOptions ro;
+    ro.size = std::make_pair(32, 48);
+    ro.render.hands = false;
+    const auto rep = rv::render_pose_file(kp, dir.path / "p", ro);
+    EXPECT_EQ(rep.frames, 6);
+    const auto small = ipa::media::read_frames_bgr(dir.path / "p");
+    ASSERT_EQ(small.size(), 6u);
+    EXPECT_EQ(small[0].size(), cv::Size(48, 32));
+    // Without hands the render equals pose::render_pose with hands off.
+    const auto seq = ipa::pose::read_keypoints(kp);
+    ipa::pose::RenderOptions no_hands;
+    no_hands.hands = false;
+    EXPECT_EQ(cv::norm(small[2], ipa::pose::render_pose(seq.frames[2], 32, 48, no_hands), cv::NORM_INF), 0.0);
+
+    try {
+        rv::write_hand_mask_files(kp, dir.path / "m", {});
+        FAIL() << "6 frames accepted";
+    } catch (const ipa::DataError& e) {
+        EXPECT_NE(std::string(e.what()).find("needs 1 + 4k frames"), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(fs::exists(dir.path / "m"));  // nothing written
+    EXPECT_THROW(rv::render_pose_file(dir.path / "nope", dir.path / "x.mp4", {}), ipa::DataError);
 }

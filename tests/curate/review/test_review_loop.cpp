@@ -1,6 +1,11 @@
 // Ranking, selection and the terminal review loop driven by piped input.
 
 #include <gtest/gtest.h>
+#include <pty.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <sstream>
@@ -178,4 +183,56 @@ TEST(ReviewLoop, UndoWithNothingAndInlineNotes) {
     // A log with a foreign id is refused before anything is shown.
     DecisionLog::open(path).append("zz", Decision::good);
     EXPECT_THROW(drive(m, s, path, "g\n"), ipa::DataError);
+}
+
+// Raw keys on a real (pseudo) terminal, and the terminal settings restored both by the
+// destructor and when a signal kills the process mid-review.
+TEST(ReviewLoop, TerminalRawModeIsRestored) {
+    int master = -1, slave = -1;
+    ASSERT_EQ(::openpty(&master, &slave, nullptr, nullptr, nullptr), 0);
+    struct termios before {};
+    ASSERT_EQ(::tcgetattr(slave, &before), 0);
+    ASSERT_TRUE(before.c_lflag & ICANON);
+    {
+        rv::TerminalKeySource keys(slave);
+        struct termios raw {};
+        ::tcgetattr(slave, &raw);
+        EXPECT_FALSE(raw.c_lflag & (ICANON | ECHO));
+        ASSERT_EQ(::write(master, "b", 1), 1);  // no Enter needed
+        EXPECT_EQ(keys.key(), 'b');
+        ASSERT_EQ(::write(master, "a note\n", 7), 7);
+        EXPECT_EQ(keys.line(), "a note");
+        ::tcgetattr(slave, &raw);
+        EXPECT_FALSE(raw.c_lflag & ICANON);  // raw again after the line
+    }
+    struct termios after {};
+    ::tcgetattr(slave, &after);
+    EXPECT_TRUE(after.c_lflag & ICANON);
+    EXPECT_TRUE(after.c_lflag & ECHO);
+
+    int ready[2];
+    ASSERT_EQ(::pipe(ready), 0);
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        rv::TerminalKeySource keys(slave);
+        (void)!::write(ready[1], "r", 1);
+        keys.key();  // blocks until killed
+        ::_exit(0);
+    }
+    char c = 0;
+    ASSERT_EQ(::read(ready[0], &c, 1), 1);
+    struct termios during {};
+    ::tcgetattr(slave, &during);
+    EXPECT_FALSE(during.c_lflag & ICANON);
+    ::kill(pid, SIGTERM);
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);  // the signal still ends it
+    ::tcgetattr(slave, &after);
+    EXPECT_TRUE(after.c_lflag & ICANON);
+    EXPECT_TRUE(after.c_lflag & ECHO);
+    ::close(ready[0]);
+    ::close(ready[1]);
+    ::close(master);
+    ::close(slave);
 }
