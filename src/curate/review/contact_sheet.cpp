@@ -130,7 +130,7 @@ ContactSheet make_contact_sheet(const std::string& id, const std::vector<cv::Mat
     if (score) {
         first += fmt::format("   score {}", format_number(score->score));
         if (!score->group.empty()) info.push_back("group " + score->group);
-        for (const auto& [k, v] : main_stats(*score, 12)) stats.push_back(fmt::format("{} {}", k, format_number(v)));
+        for (const auto& [k, v] : main_stats(*score, 10)) stats.push_back(fmt::format("{} {}", k, format_number(v)));
     } else {
         first += "   no score";
     }

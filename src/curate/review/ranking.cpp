@@ -53,9 +53,11 @@ std::vector<std::pair<std::string, double>> main_stats(const CandidateScore& s, 
             taken.insert(it->first);
         }
     }
-    for (const auto& [k, v] : s.stats) {
-        if (out.size() >= max) break;
-        if (!taken.count(k)) out.emplace_back(k, v);
+    for (const bool sub_scores : {false, true}) {  // raw signals before the s_<signal> sub-scores
+        for (const auto& [k, v] : s.stats) {
+            if (out.size() >= max) break;
+            if (!taken.count(k) && (k.rfind("s_", 0) == 0) == sub_scores) out.emplace_back(k, v);
+        }
     }
     return out;
 }

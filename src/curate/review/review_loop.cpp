@@ -161,7 +161,6 @@ void show(std::ostream& out, const RankedCandidate& c, std::size_t pos, std::siz
     }
     if (!row.prompt.empty()) out << "  prompt: " << row.prompt << "\n";
     if (!note.empty()) out << "  note (for the next decision): " << note << "\n";
-    out << "  [g]ood [b]ad [s]kip [n]ote [u]ndo [q]uit > " << std::flush;
 }
 
 }  // namespace
@@ -186,7 +185,7 @@ ReviewSummary run_review(const Manifest& m, const std::vector<CandidateScore>& s
     out << fmt::format("{} candidates, {} decided already, {} to review; decisions go to {}\n{}\n", ranked.size(),
                        decided_before, queue.size(), log.path().string(), kHelp);
 
-    std::string note;
+    std::string note, shown_id;
     std::size_t i = 0;
     while (i < queue.size()) {
         const RankedCandidate& c = *queue[i];
@@ -194,10 +193,14 @@ ReviewSummary run_review(const Manifest& m, const std::vector<CandidateScore>& s
             ++i;
             continue;
         }
-        std::size_t undecided = 0;
-        for (const auto& r : ranked) undecided += log.latest(r.row->id) ? 0 : 1;
-        show(out, c, ranked.size() - undecided + 1, ranked.size(), opts, note);
-        ++sum.shown;
+        if (shown_id != c.row->id) {  // a new candidate: the full block; else just the prompt again
+            std::size_t undecided = 0;
+            for (const auto& r : ranked) undecided += log.latest(r.row->id) ? 0 : 1;
+            show(out, c, ranked.size() - undecided + 1, ranked.size(), opts, note);
+            shown_id = c.row->id;
+            ++sum.shown;
+        }
+        out << "  [g]ood [b]ad [s]kip [n]ote [u]ndo [q]uit > " << std::flush;
         const auto k = keys.key();
         if (!k) {
             out << "\n(end of input)\n";
@@ -205,7 +208,7 @@ ReviewSummary run_review(const Manifest& m, const std::vector<CandidateScore>& s
             break;
         }
         const char key = static_cast<char>(std::tolower(static_cast<unsigned char>(*k)));
-        if (keys.raw()) out << *k << "\n";
+        out << *k << "\n";  // raw keys are not echoed by the terminal; piped ones are not echoed at all
         if (key == 'g' || key == 'b' || key == 's') {
             const Decision d = key == 'g' ? Decision::good : key == 'b' ? Decision::bad : Decision::skip;
             log.append(c.row->id, d, note, opts.reviewer);
@@ -223,6 +226,7 @@ ReviewSummary run_review(const Manifest& m, const std::vector<CandidateScore>& s
             note = *text;
             ++sum.notes;
             if (!keys.raw()) out << note << "\n";
+            out << "  note set for the next decision of " << c.row->id << "\n";
         } else if (key == 'u') {
             const auto target = log.last_effective_id();
             if (!target) {
@@ -235,6 +239,7 @@ ReviewSummary run_review(const Manifest& m, const std::vector<CandidateScore>& s
             const auto now = log.latest(*target);
             out << fmt::format("  undo: {} was {}, now {}\n", *target, to_string(was->decision),
                                now ? std::string(to_string(now->decision)) : "undecided");
+            shown_id.clear();
             if (!now) {  // show it again next
                 const auto it = by_id.find(*target);
                 if (it != by_id.end()) {

@@ -37,6 +37,14 @@ TEST(Ranking, ScoreOrderUnscoredLastAndForeignScoresRejected) {
     const auto stats = rv::main_stats(s[0]);
     ASSERT_EQ(stats.size(), 2u);
     EXPECT_EQ(stats[0].first, "confidence_mean");  // preferred signals first
+    auto extra = s[0];
+    extra.stats["s_confidence"] = 1.0;
+    extra.stats["zeta"] = 2.0;
+    const auto ordered = rv::main_stats(extra);
+    ASSERT_EQ(ordered.size(), 4u);
+    EXPECT_EQ(ordered[2].first, "zeta");
+    EXPECT_EQ(ordered[3].first, "s_confidence");  // sub-scores last
+    EXPECT_EQ(rv::main_stats(extra, 3).size(), 3u);
     EXPECT_EQ(rv::format_number(0.81234), "0.812");
     EXPECT_EQ(rv::sheet_filename("clip_1.c-2"), "clip_1.c-2.png");
     const auto odd = rv::sheet_filename("a/b c");
@@ -176,6 +184,16 @@ TEST(ReviewLoop, UndoWithNothingAndInlineNotes) {
     std::string t;
     drive(m, s, path, "u\nn fingers fused\nb\n?\nq\n", &t);
     EXPECT_NE(t.find("nothing to undo"), std::string::npos);
+    // u, n and ? keep the same candidate: its block is printed once, the prompt four times.
+    auto count = [&](const std::string& needle) {
+        int n = 0;
+        for (auto p = t.find(needle); p != std::string::npos; p = t.find(needle, p + 1)) ++n;
+        return n;
+    };
+    EXPECT_EQ(count("[1/2] a"), 1);
+    EXPECT_EQ(count("[2/2] b"), 1);
+    EXPECT_EQ(count("[q]uit > "), 5);
+    EXPECT_NE(t.find("[q]uit > q\n"), std::string::npos);  // keys are echoed
     EXPECT_NE(t.find("keys: g good"), std::string::npos);
     const auto log = DecisionLog::read(path);
     EXPECT_EQ(log.latest("a")->note, "fingers fused");

@@ -27,7 +27,7 @@ std::vector<RankedCandidate> rank_candidates(const Manifest& m, const std::vecto
 
 /// Up to `max` (name, value) stats for display: the scorer's main signals first
 /// (confidence_mean, finger_confidence, visible_fraction, sharpness_ratio, jitter, accel), then the rest
-/// by name.
+/// by name, the `s_<signal>` sub-scores last.
 std::vector<std::pair<std::string, double>> main_stats(const CandidateScore& s, std::size_t max = 64);
 
 /// File name of a candidate's contact sheet: `<id>.png` when the id is safe as a file name
