@@ -10,11 +10,11 @@
 //   ipa-curate review --manifest M --scores S --decisions D [--sheets DIR]
 //   ipa-curate select --manifest M --decisions D [--scores S --min-score X] --out train.csv
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -61,7 +61,8 @@ int main(int argc, char** argv) {
     std::string log_level = "info";
     app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
 
-    std::string out, manifest, scores, config, decisions, keypoints, sheets_dir, size, note, reviewer = default_reviewer();
+    std::string out, manifest, scores, config, decisions, keypoints, sheets_dir, size, note,
+        reviewer = default_reviewer();
 
     ipa::curate::SynthOptions synth_opts;
     auto* synth = app.add_subcommand("synth", "Write a small synthetic candidate set with known hand defects");
@@ -161,11 +162,13 @@ int main(int argc, char** argv) {
             ipa::curate::write_scores(out, s);
             int64_t pass = 0;
             for (const auto& c : s) pass += c.pass ? 1 : 0;
-            std::cout << fmt::format("scored {} candidates, {} pass (threshold {})\nwrote {}/scores.csv and {}/scores.json\n",
-                                     s.size(), pass, cfg.threshold, out, out);
+            std::cout << fmt::format(
+                "scored {} candidates, {} pass (threshold {})\nwrote {}/scores.csv and {}/scores.json\n", s.size(),
+                pass, cfg.threshold, out, out);
         } else if (*pairs) {
             const auto s = ipa::curate::read_scores(scores);
-            std::cout << ipa::curate::format_pair_stats(ipa::curate::pair_statistics(s, score_config(config), pair_opts));
+            std::cout << ipa::curate::format_pair_stats(
+                ipa::curate::pair_statistics(s, score_config(config), pair_opts));
         } else if (*render) {
             if (!size.empty()) render_opts.size = review::parse_size(size, "--size");
             const auto r = review::render_pose_file(keypoints, out, render_opts);
@@ -211,8 +214,8 @@ int main(int argc, char** argv) {
             review::SelectOptions sopts;
             sopts.min_score = min_score;
             const auto r = review::select_training(
-                manifest, decisions, scores.empty() ? std::nullopt : std::optional<std::filesystem::path>(scores), sopts,
-                out);
+                manifest, decisions, scores.empty() ? std::nullopt : std::optional<std::filesystem::path>(scores),
+                sopts, out);
             std::cout << review::format_select_report(r);
         }
         return 0;

@@ -23,8 +23,8 @@ namespace {
 constexpr int kMargin = 8, kGap = 6, kCaption = 20, kLine = 22, kMinWidth = 520;
 constexpr int kFont = cv::FONT_HERSHEY_SIMPLEX;
 constexpr double kHeaderScale = 0.55, kCaptionScale = 0.42;
-const cv::Scalar kBackground(30, 30, 30), kCellBackground(64, 64, 64), kWhite(235, 235, 235),
-    kPass(80, 200, 80), kFail(60, 60, 230), kGray(170, 170, 170);
+const cv::Scalar kBackground(30, 30, 30), kCellBackground(64, 64, 64), kWhite(235, 235, 235), kPass(80, 200, 80),
+    kFail(60, 60, 230), kGray(170, 170, 170);
 
 std::vector<pose::Keypoint> scaled(const std::vector<pose::Keypoint>& pts, double sx, double sy) {
     std::vector<pose::Keypoint> out = pts;
@@ -89,9 +89,10 @@ ContactSheet make_contact_sheet(const std::string& id, const std::vector<cv::Mat
     const int H = frames[0].rows, W = frames[0].cols;
     for (std::size_t t = 0; t < frames.size(); ++t) {
         if (frames[t].rows != H || frames[t].cols != W || frames[t].type() != CV_8UC3) {
-            throw DataError(fmt::format("contact sheet of '{}': frame {} is {}x{} (type {}), frame 0 is {}x{} "
-                                        "(frames must share one size, 8-bit BGR)",
-                                        id, t, frames[t].rows, frames[t].cols, frames[t].type(), H, W));
+            throw DataError(
+                fmt::format("contact sheet of '{}': frame {} is {}x{} (type {}), frame 0 is {}x{} "
+                            "(frames must share one size, 8-bit BGR)",
+                            id, t, frames[t].rows, frames[t].cols, frames[t].type(), H, W));
         }
     }
     if (opts.tile_height < 16) throw ConfigError(fmt::format("contact sheet: tile_height {} < 16", opts.tile_height));
@@ -234,8 +235,9 @@ void write_png_atomic(const fs::path& path, const cv::Mat& image) {
     const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
     std::error_code dir_ec;
     fs::create_directories(dir, dir_ec);
-    if (dir_ec) throw DataError(fmt::format("cannot create directory '{}' for '{}': {}", dir.string(),
-                                            path.filename().string(), dir_ec.message()));
+    if (dir_ec)
+        throw DataError(fmt::format("cannot create directory '{}' for '{}': {}", dir.string(), path.filename().string(),
+                                    dir_ec.message()));
     const fs::path temp = dir / fmt::format(".{}.tmp{}.png", path.stem().string(), ::getpid());
     bool ok = false;
     try {

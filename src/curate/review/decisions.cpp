@@ -20,10 +20,14 @@ namespace fs = std::filesystem;
 
 std::string_view to_string(Decision d) {
     switch (d) {
-        case Decision::good: return "good";
-        case Decision::bad: return "bad";
-        case Decision::skip: return "skip";
-        case Decision::undo: return "undo";
+        case Decision::good:
+            return "good";
+        case Decision::bad:
+            return "bad";
+        case Decision::skip:
+            return "skip";
+        case Decision::undo:
+            return "undo";
     }
     return "?";
 }
@@ -47,8 +51,8 @@ std::string sanitize(std::string_view s) {
 }
 
 std::string quote_field(const std::string& s) {
-    const bool needs = s.find_first_of(",\"") != std::string::npos ||
-                       (!s.empty() && (s.front() == ' ' || s.back() == ' '));
+    const bool needs =
+        s.find_first_of(",\"") != std::string::npos || (!s.empty() && (s.front() == ' ' || s.back() == ' '));
     if (!needs) return s;
     std::string out = "\"";
     for (char c : s) {
@@ -117,16 +121,18 @@ int64_t repair_torn(std::string& data, int fd, const fs::path& path) {
     const std::string torn = data.substr(keep);
     const auto torn_bytes = static_cast<int64_t>(torn.size());
     if (fd >= 0) {
-        spdlog::warn("decisions log '{}': torn last line at byte {} ('{}', {} bytes, no newline: a crash while "
-                     "writing); it is not a decision and is truncated away; earlier lines are untouched",
-                     path.string(), keep, sanitize(torn), torn_bytes);
+        spdlog::warn(
+            "decisions log '{}': torn last line at byte {} ('{}', {} bytes, no newline: a crash while "
+            "writing); it is not a decision and is truncated away; earlier lines are untouched",
+            path.string(), keep, sanitize(torn), torn_bytes);
         if (::ftruncate(fd, static_cast<off_t>(keep)) != 0 || ::fsync(fd) != 0) {
             throw DataError(fmt::format("cannot truncate the torn last line of '{}': {}", path.string(), errno_text()));
         }
     } else {
-        spdlog::warn("decisions log '{}': torn last line at byte {} ('{}', {} bytes, no newline); ignored "
-                     "(it is repaired the next time the log is opened for writing)",
-                     path.string(), keep, sanitize(torn), torn_bytes);
+        spdlog::warn(
+            "decisions log '{}': torn last line at byte {} ('{}', {} bytes, no newline); ignored "
+            "(it is repaired the next time the log is opened for writing)",
+            path.string(), keep, sanitize(torn), torn_bytes);
     }
     data.resize(keep);
     return torn_bytes;
@@ -140,8 +146,8 @@ void create_with_header(const fs::path& path) {
         const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0) throw DataError(fmt::format("cannot create decisions log '{}': {}", path.string(), errno_text()));
         const std::string header = std::string(kDecisionsHeader) + "\n";
-        const bool ok = ::write(fd, header.data(), header.size()) == static_cast<ssize_t>(header.size()) &&
-                        ::fsync(fd) == 0;
+        const bool ok =
+            ::write(fd, header.data(), header.size()) == static_cast<ssize_t>(header.size()) && ::fsync(fd) == 0;
         ::close(fd);
         if (!ok) {
             ::unlink(temp.c_str());
@@ -227,9 +233,10 @@ DecisionLog DecisionLog::read(const fs::path& path) {
     DecisionLog log;
     log.path_ = path;
     if (!fs::exists(path)) {
-        throw DataError(fmt::format("decisions log '{}' does not exist (it is created by `ipa-curate mark` or "
-                                    "`ipa-curate review`)",
-                                    path.string()));
+        throw DataError(
+            fmt::format("decisions log '{}' does not exist (it is created by `ipa-curate mark` or "
+                        "`ipa-curate review`)",
+                        path.string()));
     }
     log.fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (log.fd_ < 0) throw DataError(fmt::format("cannot open decisions log '{}': {}", path.string(), errno_text()));
@@ -403,9 +410,10 @@ void DecisionLog::check_ids(const std::set<std::string>& known, const fs::path& 
         if (++n <= 5) bad.push_back(fmt::format("'{}' (line {})", r.id, r.line));
     }
     if (n == 0) return;
-    throw DataError(fmt::format("decisions log '{}' has {} decision(s) for ids not in manifest '{}': {}{}; "
-                                "is this the log of another manifest?",
-                                path_.string(), n, manifest.string(), fmt::join(bad, ", "), n > 5 ? ", ..." : ""));
+    throw DataError(
+        fmt::format("decisions log '{}' has {} decision(s) for ids not in manifest '{}': {}{}; "
+                    "is this the log of another manifest?",
+                    path_.string(), n, manifest.string(), fmt::join(bad, ", "), n > 5 ? ", ..." : ""));
 }
 
 }  // namespace ipa::curate::review

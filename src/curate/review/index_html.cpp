@@ -17,12 +17,23 @@ std::string html_escape(std::string_view s) {
     out.reserve(s.size() + s.size() / 8);
     for (char c : s) {
         switch (c) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&quot;"; break;
-            case '\'': out += "&#39;"; break;
-            default: out += c;
+            case '&':
+                out += "&amp;";
+                break;
+            case '<':
+                out += "&lt;";
+                break;
+            case '>':
+                out += "&gt;";
+                break;
+            case '"':
+                out += "&quot;";
+                break;
+            case '\'':
+                out += "&#39;";
+                break;
+            default:
+                out += c;
         }
     }
     return out;
@@ -175,11 +186,13 @@ std::string render_index_html(const fs::path& page_dir, const Manifest& m, const
             const fs::path sheet = *opts.sheets_dir / sheet_filename(row.id);
             if (fs::exists(sheet)) {
                 const std::string href = html_escape(url_encode_path(relative_to(sheet, page_dir)));
-                h += fmt::format("<a href=\"{}\"><img class=\"sheet\" src=\"{}\" alt=\"contact sheet of {}\" "
-                                 "loading=\"lazy\" /></a>",
-                                 href, href, html_escape(row.id));
+                h += fmt::format(
+                    "<a href=\"{}\"><img class=\"sheet\" src=\"{}\" alt=\"contact sheet of {}\" "
+                    "loading=\"lazy\" /></a>",
+                    href, href, html_escape(row.id));
             } else {
-                h += fmt::format("<span class=\"missing\">no sheet ({})</span>", html_escape(sheet.filename().string()));
+                h +=
+                    fmt::format("<span class=\"missing\">no sheet ({})</span>", html_escape(sheet.filename().string()));
             }
         }
         h += "</td>\n<td>";
@@ -202,9 +215,9 @@ std::string render_index_html(const fs::path& page_dir, const Manifest& m, const
                 h += fmt::format("<tr><th>{}</th><td>{}</td></tr>", html_escape(k), format_number(v));
             }
             h += "</tbody></table>";
-            const auto worst = std::min_element(
-                c.score->frames.begin(), c.score->frames.end(),
-                [](const FrameScore& a, const FrameScore& b) { return a.score < b.score; });
+            const auto worst =
+                std::min_element(c.score->frames.begin(), c.score->frames.end(),
+                                 [](const FrameScore& a, const FrameScore& b) { return a.score < b.score; });
             if (worst != c.score->frames.end()) {
                 h += fmt::format("<div class=\"note\">worst frame {} (score {}, hand confidence {})</div>",
                                  worst->frame, format_number(worst->score), format_number(worst->hand_confidence));

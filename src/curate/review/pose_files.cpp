@@ -78,9 +78,10 @@ PoseFilesReport write_hand_mask_files(const fs::path& keypoints, const fs::path&
     const auto [h, w] = resolve_size(seq, opts.size, keypoints);
     const auto T = static_cast<int64_t>(seq.frames.size());
     if ((T - 1) % 4 != 0 || h % 8 != 0 || w % 8 != 0) {
-        throw DataError(fmt::format("keypoints '{}': {} frames at {}x{}; the latent hand mask needs 1 + 4k frames "
-                                    "(e.g. 17, 81) and a size that is a multiple of 8 (pass --size)",
-                                    keypoints.string(), T, h, w));
+        throw DataError(
+            fmt::format("keypoints '{}': {} frames at {}x{}; the latent hand mask needs 1 + 4k frames "
+                        "(e.g. 17, 81) and a size that is a multiple of 8 (pass --size)",
+                        keypoints.string(), T, h, w));
     }
     const at::Tensor masks = pose::hand_masks(seq, h, w, opts.mask);  // [T, H, W] in {0, 1}
     const at::Tensor latent = pose::latent_hand_mask(masks);          // [1 + (T-1)/4, H/8, W/8]

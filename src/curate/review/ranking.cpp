@@ -18,9 +18,10 @@ std::vector<RankedCandidate> rank_candidates(const Manifest& m, const std::vecto
     std::map<std::string, const CandidateScore*> by_id;
     for (const auto& s : scores) {
         if (!rows.count(s.id)) {
-            throw DataError(fmt::format("scores '{}' have candidate '{}', which is not in manifest '{}' (scores of "
-                                        "another manifest? re-run `ipa-curate score` on this one)",
-                                        scores_source.string(), s.id, m.path.string()));
+            throw DataError(
+                fmt::format("scores '{}' have candidate '{}', which is not in manifest '{}' (scores of "
+                            "another manifest? re-run `ipa-curate score` on this one)",
+                            scores_source.string(), s.id, m.path.string()));
         }
         if (!by_id.emplace(s.id, &s).second) {
             throw DataError(fmt::format("scores '{}' have candidate '{}' twice", scores_source.string(), s.id));
@@ -42,8 +43,8 @@ std::vector<RankedCandidate> rank_candidates(const Manifest& m, const std::vecto
 }
 
 std::vector<std::pair<std::string, double>> main_stats(const CandidateScore& s, std::size_t max) {
-    static const char* const kPreferred[] = {"confidence_mean", "finger_confidence", "visible_fraction",
-                                             "sharpness_ratio", "jitter",            "accel"};
+    static const char* const kPreferred[] = {
+        "confidence_mean", "finger_confidence", "visible_fraction", "sharpness_ratio", "jitter", "accel"};
     std::vector<std::pair<std::string, double>> out;
     std::set<std::string> taken;
     for (const char* name : kPreferred) {

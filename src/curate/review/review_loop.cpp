@@ -268,15 +268,16 @@ DecisionRecord mark_candidate(const fs::path& manifest, const fs::path& decision
     std::vector<std::string> similar;
     for (const auto& r : m.rows) {
         if (r.id == id) known = true;
-        if (similar.size() < 3 && !id.empty() && r.id.find(id.substr(0, std::max<std::size_t>(1, id.size() / 2))) == 0) {
+        if (similar.size() < 3 && !id.empty() &&
+            r.id.find(id.substr(0, std::max<std::size_t>(1, id.size() / 2))) == 0) {
             similar.push_back(r.id);
         }
     }
     if (!known) {
-        throw DataError(fmt::format("mark: id '{}' is not in manifest '{}' ({} candidates){}; nothing written to '{}'", id,
-                                    manifest.string(), m.rows.size(),
-                                    similar.empty() ? std::string() : fmt::format("; similar: {}", fmt::join(similar, ", ")),
-                                    decisions.string()));
+        throw DataError(fmt::format(
+            "mark: id '{}' is not in manifest '{}' ({} candidates){}; nothing written to '{}'", id, manifest.string(),
+            m.rows.size(), similar.empty() ? std::string() : fmt::format("; similar: {}", fmt::join(similar, ", ")),
+            decisions.string()));
     }
     DecisionLog log = DecisionLog::open(decisions);
     return log.append(id, decision, note, reviewer);

@@ -76,8 +76,8 @@ SelectReport select_training(const fs::path& manifest, const fs::path& decisions
 }
 
 std::string format_select_report(const SelectReport& r) {
-    std::string s = fmt::format("candidates {}: good {}, bad {}, skip {}, undecided {}\n", r.candidates, r.good,
-                                r.bad, r.skip, r.undecided);
+    std::string s = fmt::format("candidates {}: good {}, bad {}, skip {}, undecided {}\n", r.candidates, r.good, r.bad,
+                                r.skip, r.undecided);
     if (r.below_min_score || r.without_score) {
         s += fmt::format("left out: {} good below --min-score, {} good without a score\n", r.below_min_score,
                          r.without_score);

@@ -10,17 +10,17 @@
 
 #include "../../common/test_util.h"
 #include "ipa/core/atomic_file.h"
+#include "ipa/core/error.h"
 #include "ipa/curate/manifest.h"
 #include "ipa/curate/review/decisions.h"
 #include "ipa/curate/review/index_html.h"
 #include "ipa/curate/review/pose_files.h"
-#include "ipa/curate/synth.h"
-#include "ipa/core/error.h"
-#include "ipa/pose/keypoints.h"
-#include "ipa/pose/render.h"
 #include "ipa/curate/review/ranking.h"
+#include "ipa/curate/synth.h"
 #include "ipa/io/safetensors.h"
 #include "ipa/media/frames.h"
+#include "ipa/pose/keypoints.h"
+#include "ipa/pose/render.h"
 
 namespace fs = std::filesystem;
 namespace rv = ipa::curate::review;

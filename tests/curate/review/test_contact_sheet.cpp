@@ -34,8 +34,8 @@ std::vector<cv::Mat> noise_frames() {
 std::vector<Keypoint> hand_at(float cx, float cy, float spread) {
     std::vector<Keypoint> h;
     for (int i = 0; i < 21; ++i) {
-        h.push_back({cx + spread * std::cos(0.3f * i) * (i % 5) / 4.0f, cy + spread * std::sin(0.3f * i) * (i % 4) / 3.0f,
-                     0.9f});
+        h.push_back({cx + spread * std::cos(0.3f * i) * (i % 5) / 4.0f,
+                     cy + spread * std::sin(0.3f * i) * (i % 4) / 3.0f, 0.9f});
     }
     return h;
 }
@@ -142,8 +142,8 @@ TEST(ContactSheet, TilesCropsAndOverlayArePixelExact) {
         cv::resize(frame, expect, L.video[c].size(), 0, 0, cv::INTER_AREA);
         EXPECT_EQ(cv::norm(sheet.image(L.video[c]), expect, cv::NORM_INF), 0.0) << "column " << c;
         // Pose tile = the pose rendered at video size, resized; the body is drawn.
-        cv::resize(ipa::pose::render_pose(seq.frames[static_cast<std::size_t>(t)], kH, kW), expect,
-                   L.pose[c].size(), 0, 0, cv::INTER_AREA);
+        cv::resize(ipa::pose::render_pose(seq.frames[static_cast<std::size_t>(t)], kH, kW), expect, L.pose[c].size(), 0,
+                   0, cv::INTER_AREA);
         EXPECT_EQ(cv::norm(sheet.image(L.pose[c]), expect, cv::NORM_INF), 0.0);
         EXPECT_GT(count_differing(sheet.image(L.pose[c]), cv::Scalar(0, 0, 0)), 200);
 
@@ -193,6 +193,6 @@ TEST(ContactSheet, PngWrittenAtomically) {
     EXPECT_EQ(cv::norm(back, sheet.image, cv::NORM_INF), 0.0);
     int entries = 0;
     for (const auto& e : fs::directory_iterator(dir.path / "out")) entries += e.is_regular_file() ? 1 : 0;
-    EXPECT_EQ(entries, 1);  // no temporary left behind
+    EXPECT_EQ(entries, 1);                                                              // no temporary left behind
     EXPECT_THROW(rv::write_png_atomic(file / "sub.png", sheet.image), ipa::DataError);  // parent is a file
 }

@@ -9,10 +9,10 @@
 #include <sstream>
 #include <thread>
 
+#include "../../common/test_util.h"
 #include "ipa/core/atomic_file.h"
 #include "ipa/core/error.h"
 #include "ipa/curate/review/decisions.h"
-#include "../../common/test_util.h"
 
 namespace fs = std::filesystem;
 using ipa::curate::review::Decision;
@@ -27,9 +27,7 @@ std::vector<std::string> lines_of(const fs::path& p) {
     return out;
 }
 
-void write_raw(const fs::path& p, const std::string& text) {
-    std::ofstream(p, std::ios::binary) << text;
-}
+void write_raw(const fs::path& p, const std::string& text) { std::ofstream(p, std::ios::binary) << text; }
 
 // Every line after the header parses as a 5-field record with a known decision word.
 void expect_well_formed(const fs::path& p, std::size_t expected_records) {
@@ -108,8 +106,9 @@ TEST(Decisions, LatestWinsAndUndoRetractsByAppending) {
 TEST(Decisions, TornLastLineIsReportedThenTruncatedOnlyWhenWriting) {
     ipa::test::TempDir dir("dec");
     const auto path = dir.path / "d.csv";
-    const std::string good = "id,decision,note,reviewer,time\nc1,good,,r,2025-01-01T00:00:00Z\n"
-                             "c2,bad,,r,2025-01-01T00:00:01Z\n";
+    const std::string good =
+        "id,decision,note,reviewer,time\nc1,good,,r,2025-01-01T00:00:00Z\n"
+        "c2,bad,,r,2025-01-01T00:00:01Z\n";
     write_raw(path, good + "c3,go");  // crash in the middle of writing c3
     {
         const auto ro = DecisionLog::read(path);
@@ -181,8 +180,8 @@ TEST(Decisions, ConcurrentThreadsNeverInterleave) {
     auto worker = [&](const std::string& who) {
         auto log = DecisionLog::open(path);  // own descriptor, as two processes would have
         for (int i = 0; i < kPer; ++i) {
-            log.append(who + std::to_string(i), i % 2 ? Decision::good : Decision::bad,
-                       std::string(40 + i % 13, 'n'), who);
+            log.append(who + std::to_string(i), i % 2 ? Decision::good : Decision::bad, std::string(40 + i % 13, 'n'),
+                       who);
         }
     };
     std::thread a(worker, "a"), b(worker, "b");

@@ -5,8 +5,8 @@
 
 #include <algorithm>
 #include <fstream>
-#include <set>
 #include <regex>
+#include <set>
 
 #include "../../common/test_util.h"
 #include "ipa/core/atomic_file.h"
@@ -96,7 +96,8 @@ std::string url_decode(const std::string& s) {
 std::string html_unescape(std::string s) {
     for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
              {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&#39;", "'"}, {"&amp;", "&"}}) {
-        for (std::size_t p = 0; (p = s.find(from, p)) != std::string::npos; p += to.size()) s.replace(p, from.size(), to);
+        for (std::size_t p = 0; (p = s.find(from, p)) != std::string::npos; p += to.size())
+            s.replace(p, from.size(), to);
     }
     return s;
 }
@@ -144,7 +145,8 @@ TEST(IndexHtml, WellFormedEscapedAndLinksResolve) {
     EXPECT_EQ(h.find("<script>alert"), std::string::npos);
     EXPECT_EQ(h.find("<b>&amp;"), std::string::npos);
     EXPECT_EQ(h.find("<i>awful"), std::string::npos);
-    EXPECT_NE(h.find("&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt; &amp; &#39;quotes&#39;"), std::string::npos);
+    EXPECT_NE(h.find("&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt; &amp; &#39;quotes&#39;"),
+              std::string::npos);
     EXPECT_NE(h.find("x&quot;&#39;&lt;b&gt;&amp;amp;"), std::string::npos);
     EXPECT_NE(h.find("fused &lt;fingers&gt;"), std::string::npos);
     EXPECT_NE(h.find("&lt;i&gt;awful&lt;/i&gt; hand"), std::string::npos);
@@ -161,7 +163,8 @@ TEST(IndexHtml, WellFormedEscapedAndLinksResolve) {
         sheet_links += l.rfind("../sheets%20%231/", 0) == 0 ? 1 : 0;
     }
     EXPECT_EQ(sheet_links, 4);
-    EXPECT_NE(h.find("no sheet (" + rv::sheet_filename("good one") + ")"), std::string::npos);  // not rendered -> said so
+    EXPECT_NE(h.find("no sheet (" + rv::sheet_filename("good one") + ")"),
+              std::string::npos);  // not rendered -> said so
     EXPECT_NE(h.find("pose video missing: gone.mp4"), std::string::npos);
 
     // Without JavaScript: all rows, best score first, controls hidden; decisions shown.

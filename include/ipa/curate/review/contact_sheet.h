@@ -14,12 +14,11 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <opencv2/core/mat.hpp>
+#include <opencv2/core/types.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <opencv2/core/mat.hpp>
-#include <opencv2/core/types.hpp>
 
 #include "ipa/curate/manifest.h"
 #include "ipa/curate/score.h"
@@ -31,9 +30,9 @@ namespace ipa::curate::review {
 
 /// Options of make_contact_sheet().
 struct SheetOptions {
-    int frames = 6;             ///< sampled frames (columns), evenly spaced, first and last included
-    int tile_height = 192;      ///< height of the video and pose tiles (width keeps the aspect)
-    bool include_worst = true;  ///< replace the nearest sample by the frame of lowest FrameScore::score
+    int frames = 6;              ///< sampled frames (columns), evenly spaced, first and last included
+    int tile_height = 192;       ///< height of the video and pose tiles (width keeps the aspect)
+    bool include_worst = true;   ///< replace the nearest sample by the frame of lowest FrameScore::score
     pose::HandMaskOptions hand;  ///< box around each hand (padding, threshold, min points)
     pose::RenderOptions render;  ///< what the pose tiles draw
 };

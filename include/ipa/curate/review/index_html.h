@@ -20,7 +20,7 @@ namespace ipa::curate::review {
 /// Options of render_index_html().
 struct IndexOptions {
     std::optional<std::filesystem::path> sheets_dir;  ///< contact sheets (sheet_filename(id)); none: no thumbnails
-    const DecisionLog* decisions = nullptr;            ///< current decisions; none: all undecided
+    const DecisionLog* decisions = nullptr;           ///< current decisions; none: all undecided
     std::string title = "ipa-curate review";
     int thumb_width = 480;  ///< CSS max width of the sheet thumbnails (px)
 };

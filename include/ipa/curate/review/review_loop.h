@@ -77,12 +77,12 @@ struct ReviewOptions {
 
 /// What a review session did.
 struct ReviewSummary {
-    int64_t candidates = 0;          ///< rows in the manifest
-    int64_t undecided_at_start = 0;  ///< what this session had to walk
-    int64_t shown = 0;               ///< candidate prompts shown
+    int64_t candidates = 0;                                      ///< rows in the manifest
+    int64_t undecided_at_start = 0;                              ///< what this session had to walk
+    int64_t shown = 0;                                           ///< candidate prompts shown
     int64_t good = 0, bad = 0, skip = 0, undone = 0, notes = 0;  ///< keys acted on this session
-    int64_t remaining = 0;           ///< undecided at the end
-    bool quit = false;               ///< left with q or end of input before the end
+    int64_t remaining = 0;                                       ///< undecided at the end
+    bool quit = false;                                           ///< left with q or end of input before the end
 };
 
 /// Runs the loop; prompts and reports go to `out`. Decisions outside the manifest or scores
