@@ -36,13 +36,7 @@ namespace review = ipa::curate::review;
 
 namespace {
 
-int fail(const std::exception& e) {
-    std::string msg = e.what();
-    const auto nl = msg.find('\n');
-    std::fprintf(stderr, "ipa-curate: error: %s\n", msg.substr(0, nl).c_str());
-    if (nl != std::string::npos) std::fprintf(stderr, "%s\n", msg.substr(nl + 1).c_str());
-    return static_cast<int>(ipa::exit_code_for(e));
-}
+int fail(const std::exception& e) { return ipa::report_cli_error("ipa-curate", e); }
 
 std::string default_reviewer() {
     const char* u = std::getenv("USER");

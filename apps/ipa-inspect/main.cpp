@@ -26,14 +26,7 @@
 
 namespace {
 
-int fail(const std::exception& e) {
-    std::string msg = e.what();
-    // One line: the reason first; multi-line reports (all bad keys) follow on stderr.
-    const auto nl = msg.find('\n');
-    std::fprintf(stderr, "ipa-inspect: error: %s\n", msg.substr(0, nl).c_str());
-    if (nl != std::string::npos) std::fprintf(stderr, "%s\n", msg.substr(nl + 1).c_str());
-    return static_cast<int>(ipa::exit_code_for(e));
-}
+int fail(const std::exception& e) { return ipa::report_cli_error("ipa-inspect", e); }
 
 }  // namespace
 

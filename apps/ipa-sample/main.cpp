@@ -85,10 +85,6 @@ int main(int argc, char** argv) {
                     static_cast<long long>(r.width), r.sample_seconds, r.total_seconds);
         return 0;
     } catch (const std::exception& e) {
-        std::string msg = e.what();
-        const auto nl = msg.find('\n');
-        std::fprintf(stderr, "ipa-sample: error: %s\n", msg.substr(0, nl).c_str());
-        if (nl != std::string::npos) std::fprintf(stderr, "%s\n", msg.substr(nl + 1).c_str());
-        return static_cast<int>(ipa::exit_code_for(e));
+        return ipa::report_cli_error("ipa-sample", e);
     }
 }

@@ -85,6 +85,16 @@ TEST(Errors, ExitCodesPerClass) {
     EXPECT_EQ(ipa::log::parse_level("debug"), spdlog::level::debug);
 }
 
+TEST(Errors, CliReportFirstLineThenDetails) {
+    testing::internal::CaptureStderr();
+    const int code = ipa::report_cli_error("ipa-x", ipa::CheckpointError("2 bad keys in a.pth\n  k1\n  k2"));
+    EXPECT_EQ(testing::internal::GetCapturedStderr(), "ipa-x: error: 2 bad keys in a.pth\n  k1\n  k2\n");
+    EXPECT_EQ(code, static_cast<int>(ipa::ExitCode::checkpoint));
+    testing::internal::CaptureStderr();
+    EXPECT_EQ(ipa::report_cli_error("ipa-y", std::runtime_error("boom")), 10);
+    EXPECT_EQ(testing::internal::GetCapturedStderr(), "ipa-y: error: boom\n");
+}
+
 TEST(AtomicFile, CommitReplacesAndAbandonLeavesTargetIntact) {
     const fs::path dir = fs::temp_directory_path() / "ipa_test_atomic";
     fs::create_directories(dir);

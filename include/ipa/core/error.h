@@ -50,4 +50,9 @@ enum class ExitCode : int {
 /// Maps an exception to the exit code of its class.
 ExitCode exit_code_for(const std::exception& e) noexcept;
 
+/// Reports an error the way every ipa app does: "<app>: error: <first line>" on stderr,
+/// further lines (e.g. all bad keys of a checkpoint) after it. Returns the exit code of
+/// the error's class, for `return report_cli_error("ipa-train", e);` in main.
+int report_cli_error(const char* app, const std::exception& e) noexcept;
+
 }  // namespace ipa
