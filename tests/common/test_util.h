@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <string>
 
+#include "ipa/core/error.h"
 #include "ipa/models/wan/config.h"
 #include "ipa/models/wan/model.h"
 
@@ -39,6 +40,22 @@ struct TempDir {
     TempDir(const TempDir&) = delete;
     TempDir& operator=(const TempDir&) = delete;
 };
+
+/// The message of the `E` that `fn` throws, or "<no E thrown>" (then any EXPECT_CONTAINS
+/// on it fails and prints it).
+template <class E = ipa::Error, class Fn>
+std::string error_of(Fn&& fn) {
+    try {
+        fn();
+    } catch (const E& e) {
+        return e.what();
+    }
+    return "<no expected exception thrown>";
+}
+
+/// Expects `needle` in `haystack`, printing the haystack otherwise.
+#define EXPECT_CONTAINS(haystack, needle) \
+    EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << "in: " << (haystack)
 
 /// Non-zero weights everywhere (upstream zero-inits the head and the VACE projections,
 /// which would hide bugs): N(0,1)/√fan_in for matrices, 0.3·N(0,1) for vectors.

@@ -10,30 +10,12 @@
 #include <sstream>
 #include <string>
 
+#include "test_util.h"
+
 namespace ipa::curate::test {
 
-/// A fresh directory per test (named after it), removed afterwards.
-struct TempDir {
-    std::filesystem::path path;
-    TempDir() {
-        namespace fs = std::filesystem;
-        const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-        std::string name = info ? std::string(info->test_suite_name()) + "_" + info->name() : "none";
-        for (auto& c : name)
-            if (c == '/') c = '_';
-        static int counter = 0;
-        path = fs::temp_directory_path() /
-               ("ipa_curate_" + std::to_string(::getpid()) + "_" + name + "_" + std::to_string(counter++));
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-};
+/// A fresh directory per test (tests/common/test_util.h).
+using ipa::test::TempDir;
 
 /// Writes `text` to `path` (binary).
 inline void write_text(const std::filesystem::path& path, const std::string& text) {

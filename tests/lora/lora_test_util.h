@@ -31,6 +31,7 @@ inline WanConfig tiny() { return WanConfig::preset("tiny"); }
 
 using ipa::test::randomize;
 using ipa::test::tiny_inputs;
+using ipa::test::error_of;
 
 inline std::shared_ptr<WanModelImpl> base_model(const WanConfig& c = tiny(), uint64_t seed = 11) {
     auto m = make_wan_model(c);
@@ -75,16 +76,6 @@ struct TempDir : ipa::test::TempDir {
     TempDir() : ipa::test::TempDir("ipa_test_lora") {}
     fs::path operator/(const std::string& name) const { return path / name; }
 };
-
-template <class Fn>
-inline std::string error_of(Fn&& fn) {
-    try {
-        fn();
-    } catch (const ipa::Error& e) {
-        return e.what();
-    }
-    return "<no error>";
-}
 
 inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 

@@ -16,6 +16,8 @@
 namespace fs = std::filesystem;
 using namespace ipa::media;
 
+using ipa::test::error_of;
+
 namespace {
 
 /// Frame i: gray level 16 + 7·i (left half), and a fixed colour block (right half).
@@ -33,15 +35,6 @@ std::vector<cv::Mat> indexed_frames(int n, int h, int w) {
 int64_t frame_index(const at::Tensor& v, int64_t t) {
     const double gray = (v[0][t].narrow(1, 0, v.size(3) / 4).mean().item<double>() + 1) * 127.5;
     return std::lround((gray - 16.0) / 7.0);
-}
-
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const ipa::DataError& e) {
-        return e.what();
-    }
-    return "<no DataError>";
 }
 
 TEST(Media, Mp4RoundTripKeepsFramesFpsAndColours) {
@@ -161,24 +154,24 @@ TEST(Media, ImagesDropAlphaAndLetterboxOnWhite) {
 TEST(Media, BadInputsAreDataErrorsNamingThePath) {
     ipa::test::TempDir dir("ipa_media");
     const auto missing = dir.path / "nope.mp4";
-    EXPECT_NE(error_of([&] { read_video(missing); }).find("nope.mp4': no such file"), std::string::npos);
+    EXPECT_NE(error_of<ipa::DataError>([&] { read_video(missing); }).find("nope.mp4': no such file"), std::string::npos);
     const auto junk = dir.path / "junk.mp4";
     std::ofstream(junk) << "this is not a video";
-    EXPECT_NE(error_of([&] { read_video(junk); }).find("junk.mp4': cannot open as a video"), std::string::npos);
+    EXPECT_NE(error_of<ipa::DataError>([&] { read_video(junk); }).find("junk.mp4': cannot open as a video"), std::string::npos);
     fs::create_directories(dir.path / "empty");
-    EXPECT_NE(error_of([&] { read_video(dir.path / "empty"); }).find("no image frames"), std::string::npos);
+    EXPECT_NE(error_of<ipa::DataError>([&] { read_video(dir.path / "empty"); }).find("no image frames"), std::string::npos);
     const auto bad_img = dir.path / "x.png";
     std::ofstream(bad_img) << "garbage";
-    EXPECT_NE(error_of([&] { read_image(bad_img); }).find("x.png': not a readable image"), std::string::npos);
-    EXPECT_NE(error_of([&] { write_video(dir.path / "o.mp4", torch::zeros({4, 2, 8, 8})); }).find("o.mp4"),
+    EXPECT_NE(error_of<ipa::DataError>([&] { read_image(bad_img); }).find("x.png': not a readable image"), std::string::npos);
+    EXPECT_NE(error_of<ipa::DataError>([&] { write_video(dir.path / "o.mp4", torch::zeros({4, 2, 8, 8})); }).find("o.mp4"),
               std::string::npos);
-    EXPECT_NE(error_of([&] { write_video(dir.path / "o.xyz", torch::zeros({3, 2, 8, 8})); }).find("extension"),
+    EXPECT_NE(error_of<ipa::DataError>([&] { write_video(dir.path / "o.xyz", torch::zeros({3, 2, 8, 8})); }).find("extension"),
               std::string::npos);
-    EXPECT_NE(error_of([&] { write_video("/proc/forbidden/o.mp4", torch::zeros({3, 2, 8, 8})); }).find("forbidden"),
+    EXPECT_NE(error_of<ipa::DataError>([&] { write_video("/proc/forbidden/o.mp4", torch::zeros({3, 2, 8, 8})); }).find("forbidden"),
               std::string::npos);
     VideoReadOptions o;
     o.stride = 0;
-    EXPECT_NE(error_of([&] { read_video(junk, o); }).find("bad frame selection"), std::string::npos);
+    EXPECT_NE(error_of<ipa::DataError>([&] { read_video(junk, o); }).find("bad frame selection"), std::string::npos);
 }
 
 TEST(Media, TruncatedVideosAndUnsafeOverwritesAreRefused) {
@@ -190,24 +183,24 @@ TEST(Media, TruncatedVideosAndUnsafeOverwritesAreRefused) {
     // Cut the file in half: the container still reports 30 frames.
     const auto size = fs::file_size(p);
     fs::resize_file(p, size / 2);
-    const auto err = error_of([&] { read_video(p); });
+    const auto err = error_of<ipa::DataError>([&] { read_video(p); });
     EXPECT_NE(err.find("v.avi': decoding failed at frame"), std::string::npos) << err;
     // A frame directory replaces only an earlier frame directory.
     fs::create_directories(dir.path / "mine");
     std::ofstream(dir.path / "mine/notes.txt") << "keep me";
     const auto v = torch::zeros({3, 2, 8, 8});
-    EXPECT_NE(error_of([&] { write_video(dir.path / "mine", v); }).find("not a frame directory"), std::string::npos);
+    EXPECT_NE(error_of<ipa::DataError>([&] { write_video(dir.path / "mine", v); }).find("not a frame directory"), std::string::npos);
     EXPECT_TRUE(fs::exists(dir.path / "mine/notes.txt"));
     write_video(dir.path / "frames", v);
     write_video(dir.path / "frames", v.narrow(1, 0, 1));  // replaces the earlier frames
     EXPECT_FALSE(fs::exists(dir.path / "frames/000001.png"));
     // Bad tensors name the path.
-    EXPECT_NE(error_of([&] { write_video(dir.path / "i.mp4", torch::zeros({3, 2, 8, 8}, torch::kInt64)); })
+    EXPECT_NE(error_of<ipa::DataError>([&] { write_video(dir.path / "i.mp4", torch::zeros({3, 2, 8, 8}, torch::kInt64)); })
                   .find("i.mp4': the tensor to write must be floating point"),
               std::string::npos);
     auto nan = torch::zeros({3, 8, 8});
     nan[0][0][0] = NAN;
-    EXPECT_NE(error_of([&] { write_image(dir.path / "n.png", nan); }).find("NaN"), std::string::npos);
+    EXPECT_NE(error_of<ipa::DataError>([&] { write_image(dir.path / "n.png", nan); }).find("NaN"), std::string::npos);
 }
 
 TEST(Media, ReferenceLoaderTakesFrameDirectoriesAtSixteenFps) {

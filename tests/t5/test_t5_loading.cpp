@@ -17,19 +17,11 @@
 namespace fs = std::filesystem;
 using namespace ipa::models::t5;
 
+using ipa::test::error_of;
+
 namespace {
 
 const fs::path kDir = fs::path(IPA_FIXTURES_DIR) / "t5";
-
-template <class F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const ipa::Error& e) {
-        return e.what();
-    }
-    return "<no error>";
-}
 
 #define EXPECT_HAS(msg, part) EXPECT_NE((msg).find(part), std::string::npos) << "message: " << (msg)
 

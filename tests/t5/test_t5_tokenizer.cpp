@@ -17,6 +17,8 @@
 namespace fs = std::filesystem;
 using namespace ipa::models::t5;
 
+using ipa::test::error_of;
+
 namespace {
 
 const fs::path kDir = fs::path(IPA_FIXTURES_DIR) / "t5";
@@ -27,16 +29,6 @@ const nlohmann::json& cases() {
         return nlohmann::json::parse(f);
     }();
     return j;
-}
-
-template <class F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const ipa::Error& e) {
-        return e.what();
-    }
-    return "<no error>";
 }
 
 TEST(T5Cleaning, MatchesPythonUnescapeAndWhitespaceCleaning) {

@@ -19,18 +19,6 @@ using namespace ipa::test::vae;
 
 namespace {
 
-template <class Fn>
-std::string error_of(Fn&& fn) {
-    try {
-        fn();
-    } catch (const ipa::Error& e) {
-        return e.what();
-    }
-    return "<no ipa::Error thrown>";
-}
-
-#define EXPECT_CONTAINS(haystack, needle) EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << (haystack)
-
 ipa::io::NamedTensors state_of(const WanVAEImpl& m) {
     ipa::io::NamedTensors out;
     for (const auto& p : m.named_parameters()) out.emplace_back(p.key(), p.value().detach().clone());

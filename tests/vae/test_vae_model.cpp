@@ -12,18 +12,6 @@ using namespace ipa::test::vae;
 
 namespace {
 
-template <class Fn>
-std::string error_of(Fn&& fn) {
-    try {
-        fn();
-    } catch (const ipa::Error& e) {
-        return e.what();
-    }
-    return "<no ipa::Error thrown>";
-}
-
-#define EXPECT_CONTAINS(haystack, needle) EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << (haystack)
-
 TEST(VaeModel, ChunkedCacheIsCausal) {
     {  // one cache slot per cached conv / temporal resample: encoder 24, decoder 32, as counted
        // on upstream's feat_idx after one chunk (spec §5.4 says 28 for the encoder: off by 4)

@@ -15,8 +15,11 @@
 #include "ipa/models/vae/config.h"
 #include "ipa/models/vae/loader.h"
 #include "ipa/models/vae/model.h"
+#include "test_util.h"
 
 namespace ipa::test::vae {
+
+using ipa::test::error_of;
 
 // These tests run tiny tensors: one intra-op thread is ~100x faster than two OpenMP threads
 // spinning on a loaded 2-core machine (measured 74 ms vs 7 s for a parity case).
