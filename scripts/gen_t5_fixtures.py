@@ -23,12 +23,14 @@ import io
 import json
 import os
 import re
-import struct
 import subprocess
 import sys
 import types
 
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gen_wan_fixtures import save_safetensors  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -55,33 +57,6 @@ def whitespace_clean(text):
 
 def clean(text):
     return whitespace_clean(basic_clean_no_ftfy(text))
-
-
-# ----------------------------------------------------------------------------------------------
-# safetensors writer (F32, F64, I64, I32, BF16)
-# ----------------------------------------------------------------------------------------------
-ST_DTYPES = {torch.float32: 'F32', torch.float64: 'F64', torch.int64: 'I64', torch.int32: 'I32',
-             torch.bfloat16: 'BF16'}
-
-
-def save_safetensors(path, tensors, metadata=None):
-    header, blobs, off = {}, [], 0
-    if metadata:
-        header['__metadata__'] = metadata
-    for name in sorted(tensors):
-        t = tensors[name].detach().cpu().contiguous()
-        arr = (t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy()
-        raw = arr.astype(arr.dtype.newbyteorder('<'), copy=False).tobytes()
-        header[name] = {'dtype': ST_DTYPES[t.dtype], 'shape': list(t.shape), 'data_offsets': [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    h = json.dumps(header, separators=(',', ':')).encode()
-    h += b' ' * (-len(h) % 8)
-    with open(path, 'wb') as f:
-        f.write(struct.pack('<Q', len(h)))
-        f.write(h)
-        for raw in blobs:
-            f.write(raw)
 
 
 # ----------------------------------------------------------------------------------------------

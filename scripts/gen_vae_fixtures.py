@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gen_wan_fixtures import UpstreamSource, save_safetensors  # noqa: E402
+from gen_wan_fixtures import UpstreamSource, on_meta_device, save_safetensors  # noqa: E402
 
 warnings.filterwarnings('ignore', message='.*CUDA is not available.*')
 warnings.filterwarnings('ignore', message='.*torch.cuda.amp.autocast.*')
@@ -192,26 +192,9 @@ def run_case(cs, m32, m64):
 
 def write_keylist(mod, out_dir):
     """Parameter names + shapes of the real config, built from the upstream classes with
-    parameters on the 'meta' device (torch 1.13 has no `with torch.device('meta')`)."""
-    names = ('empty', 'ones', 'zeros')
-    saved = {n: getattr(torch, n) for n in names}
-
-    def on_meta(fn):
-        def f(*a, **kw):
-            if kw.get('device') is None:
-                kw['device'] = 'meta'
-            return fn(*a, **kw)
-        return f
-
-    try:
-        for n in names:
-            setattr(torch, n, on_meta(saved[n]))
-        model = mod.WanVAE_(**REAL)
-    finally:
-        for n, fn in saved.items():
-            setattr(torch, n, fn)
+    parameters on the 'meta' device (gen_wan_fixtures.on_meta_device)."""
+    model = on_meta_device(lambda: mod.WanVAE_(**REAL), names=('empty', 'ones', 'zeros'))
     params = dict(model.named_parameters())
-    assert all(p.is_meta for p in params.values())
     n_params = sum(p.numel() for p in params.values())
     assert len(params) == 194, len(params)
     path = os.path.join(out_dir, 'wan2.1-vae.keys.txt')

@@ -199,16 +199,21 @@ def load_upstream(source, pkg_name, transform=None):
 
 
 # ----------------------------------------------------------------------------------------------
-# safetensors writer (8-byte LE header length, JSON header padded with spaces to 8, raw LE data)
+# safetensors writer (8-byte LE header length, JSON header padded with spaces to 8, raw LE data;
+# F32, F64, I64, I32, BF16; optional __metadata__). Also used by the other fixture scripts.
 # ----------------------------------------------------------------------------------------------
-ST_DTYPES = {torch.float32: 'F32', torch.float64: 'F64', torch.int64: 'I64', torch.int32: 'I32'}
+ST_DTYPES = {torch.float32: 'F32', torch.float64: 'F64', torch.int64: 'I64', torch.int32: 'I32',
+             torch.bfloat16: 'BF16'}
 
 
-def save_safetensors(path, tensors):
+def save_safetensors(path, tensors, metadata=None):
     header, blobs, off = {}, [], 0
+    if metadata:
+        header['__metadata__'] = metadata
     for name in sorted(tensors):
         t = tensors[name].detach().cpu().contiguous()
-        raw = t.numpy().astype(t.numpy().dtype.newbyteorder('<'), copy=False).tobytes()
+        arr = (t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy()
+        raw = arr.astype(arr.dtype.newbyteorder('<'), copy=False).tobytes()
         header[name] = {'dtype': ST_DTYPES[t.dtype], 'shape': list(t.shape),
                         'data_offsets': [off, off + len(raw)]}
         blobs.append(raw)
@@ -423,12 +428,12 @@ KEYLISTS = [
 ]
 
 
-def build_on_meta(mods, cfg):
-    """torch 1.13 has no `with torch.device('meta')`: route the factory functions that
-    nn.Linear / nn.Conv3d / nn.LayerNorm / WanRMSNorm / the modulation parameters use to the
-    meta device while the model is constructed (the RoPE table uses arange/ones_like and stays
-    real, it is tiny). The upstream init (xavier_uniform_, normal_, zeros_) runs on meta."""
-    names = ('empty', 'ones', 'zeros', 'randn', 'rand')
+def on_meta_device(construct, names=('empty', 'ones', 'zeros', 'randn', 'rand')):
+    """Calls `construct()` with parameters on the 'meta' device: torch 1.13 has no `with
+    torch.device('meta')`, so the factory functions that nn.Linear / nn.Conv3d / nn.LayerNorm /
+    RMS norms / modulation parameters use are routed to meta while it runs (tensors made with
+    arange/ones_like, like the RoPE table, stay real; they are tiny). Upstream init
+    (xavier_uniform_, normal_, zeros_) runs on meta. Also used by gen_vae_fixtures.py."""
     saved = {n: getattr(torch, n) for n in names}
 
     def on_meta(fn):
@@ -443,13 +448,17 @@ def build_on_meta(mods, cfg):
     try:
         for n in names:
             setattr(torch, n, on_meta(saved[n]))
-        model = build(mods, cfg)
+        model = construct()
     finally:
         for n, fn in saved.items():
             setattr(torch, n, fn)
     for n, p in model.named_parameters():
         assert p.is_meta, f'{n} was allocated'
     return model
+
+
+def build_on_meta(mods, cfg):
+    return on_meta_device(lambda: build(mods, cfg))
 
 
 def write_keylists(mods, out_dir):
