@@ -8,6 +8,7 @@
 #include <set>
 
 #include "ipa/core/error.h"
+#include "ipa/core/file_names.h"
 
 namespace ipa::curate::review {
 
@@ -63,23 +64,7 @@ std::vector<std::pair<std::string, double>> main_stats(const CandidateScore& s, 
     return out;
 }
 
-std::string sheet_filename(const std::string& id) {
-    std::string safe = id;
-    bool changed = id.empty() || id.front() == '.';
-    for (auto& c : safe) {
-        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                        c == '_' || c == '-';
-        if (!ok) {
-            c = '_';
-            changed = true;
-        }
-    }
-    if (!changed) return id + ".png";
-    uint64_t h = 1469598103934665603ull;  // FNV-1a 64
-    for (unsigned char c : id) h = (h ^ c) * 1099511628211ull;
-    if (safe.size() > 80) safe.resize(80);
-    return fmt::format("{}-{:016x}.png", safe, h);
-}
+std::string sheet_filename(const std::string& id) { return file_name_for_id(id, ".png"); }
 
 std::string format_number(double v) {
     if (std::isnan(v)) return "n/a";
