@@ -92,6 +92,28 @@ void check_pixels(const fs::path& path, const at::Tensor& t, int64_t dim, const 
 
 }  // namespace detail
 
+ResizeCrop resize_crop_geometry(int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w) {
+    if (in_h <= 0 || in_w <= 0 || out_h <= 0 || out_w <= 0) {
+        throw DataError(fmt::format("cannot resize {}x{} to {}x{}", in_h, in_w, out_h, out_w));
+    }
+    ResizeCrop g;
+    if (in_h == out_h && in_w == out_w) {
+        g.resized_h = in_h;
+        g.resized_w = in_w;
+        return g;
+    }
+    const double scale = std::max(static_cast<double>(out_w) / in_w, static_cast<double>(out_h) / in_h);
+    g.resized_h = static_cast<int64_t>(std::nearbyint(scale * in_h));
+    g.resized_w = static_cast<int64_t>(std::nearbyint(scale * in_w));
+    if (g.resized_h < out_h || g.resized_w < out_w) {
+        throw Error(fmt::format("resize of {}x{} to cover {}x{} gave {}x{}", in_h, in_w, out_h, out_w, g.resized_h,
+                                g.resized_w));
+    }
+    g.top = (g.resized_h - out_h) / 2;
+    g.left = (g.resized_w - out_w) / 2;
+    return g;
+}
+
 namespace {
 
 /// Number of frames a video decodes to (grab only; directories: the image count).
@@ -145,18 +167,15 @@ std::vector<cv::Mat> decode_frames(const fs::path& path, const std::vector<int64
 at::Tensor resize_crop_u8(at::Tensor video, int64_t oh, int64_t ow) {
     const int64_t ih = video.size(2), iw = video.size(3);
     if (ih != oh || iw != ow) {
-        const double scale = std::max(static_cast<double>(ow) / iw, static_cast<double>(oh) / ih);
-        const auto nh = static_cast<int64_t>(std::nearbyint(scale * ih)), nw = static_cast<int64_t>(std::nearbyint(scale * iw));
+        const auto g = resize_crop_geometry(ih, iw, oh, ow);
         video = F::interpolate(video, F::InterpolateFuncOptions()
-                                          .size(std::vector<int64_t>{nh, nw})
+                                          .size(std::vector<int64_t>{g.resized_h, g.resized_w})
                                           .mode(torch::kBicubic)
                                           .align_corners(false)
                                           .antialias(true))
                     .round()
                     .clamp(0, 255);
-        TORCH_CHECK(video.size(3) >= ow && video.size(2) >= oh, "resize produced ", video.sizes());
-        const int64_t x1 = (video.size(3) - ow) / 2, y1 = (video.size(2) - oh) / 2;
-        video = video.narrow(2, y1, oh).narrow(3, x1, ow);
+        video = video.narrow(2, g.top, oh).narrow(3, g.left, ow);
     }
     return video;
 }

@@ -34,6 +34,15 @@ struct VideoReadOptions {
     std::optional<std::pair<int64_t, int64_t>> size;
 };
 
+/// Where the resize + centre crop of VideoReadOptions::size puts a source frame: the frame
+/// (in_h × in_w) is resized to resized_h × resized_w (scale = max(out_w/in_w, out_h/in_h),
+/// rounded to the nearest pixel), then the out_h × out_w window at (top, left) is kept.
+/// Keypoints follow the frames with x' = x·resized_w/in_w − left (y likewise).
+struct ResizeCrop {
+    int64_t resized_h = 0, resized_w = 0, top = 0, left = 0;
+};
+ResizeCrop resize_crop_geometry(int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w);
+
 struct Video {
     at::Tensor frames;  ///< [3, T, H, W] float32 RGB in [-1, 1]
     double fps = 0;
