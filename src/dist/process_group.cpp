@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <map>
+#include <thread>
 
 #include "ipa/core/error.h"
 #include "ipa/core/torch_compat.h"
@@ -220,6 +221,39 @@ void ProcessGroup::barrier(const std::string& what) {
     // An all-reduce of one number instead of c10d's barrier: same on every backend and
     // bounded by the same timeout.
     all_reduce_sum({1.0}, "barrier: " + what);
+}
+
+int ProcessGroup::wait_all(const std::string& what, bool failed, double timeout_s) {
+    if (world_ == 1) return failed ? 1 : 0;
+    const std::string key = fmt::format("ipa/wait/{}", waits_++);
+    try {
+        impl_->store->add(key + "/failed", failed ? 1 : 0);
+        impl_->store->add(key + "/arrived", 1);
+        const auto start = std::chrono::steady_clock::now();
+        auto wait_for = [&](const std::string& counter, double limit_s) {
+            for (int64_t n = 0;;) {
+                n = impl_->store->add(key + counter, 0);
+                if (n >= world_) return;
+                const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+                if (waited > limit_s) {
+                    throw DistError(fmt::format("rank {}/{}: waited {:.0f} s at '{}' and only {} of {} ranks arrived",
+                                                rank_, world_, waited, what, n, world_));
+                }
+                std::this_thread::sleep_for(std::chrono::milliseconds(waited < 10 ? 50 : 500));
+            }
+        };
+        wait_for("/arrived", timeout_s);
+        const auto failed = static_cast<int>(impl_->store->add(key + "/failed", 0));
+        // Rank 0 hosts the store: it leaves only after every rank has read the count, so a
+        // rank that exits on failure right after this call never cuts the others off.
+        impl_->store->add(key + "/read", 1);
+        if (rank_ == 0) wait_for("/read", timeout_s + static_cast<double>(impl_->timeout.count()) / 1000.0);
+        return failed;
+    } catch (const Error&) {
+        throw;
+    } catch (const std::exception& e) {
+        fail_(what, e);
+    }
 }
 
 }  // namespace ipa::dist

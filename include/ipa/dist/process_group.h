@@ -55,6 +55,12 @@ public:
     /// Returns when every rank has reached the same barrier.
     void barrier(const std::string& what);
 
+    /// A barrier for long work of uneven length (e.g. building the training cache): waits
+    /// through the rendezvous store up to `timeout_s` (not dist.timeout_s), polling. Each rank
+    /// says whether its work failed; returns how many ranks failed (on every rank). DistError
+    /// naming `what` and the ranks that have arrived when the time runs out.
+    int wait_all(const std::string& what, bool failed, double timeout_s);
+
 private:
     struct Impl;
     ProcessGroup(int rank, int world, std::string backend, std::unique_ptr<Impl> impl, int64_t bucket_bytes);
@@ -65,6 +71,7 @@ private:
     std::string backend_ = "local";
     std::unique_ptr<Impl> impl_;
     int64_t bucket_bytes_ = 0;
+    int64_t waits_ = 0;  ///< wait_all calls so far (the same sequence on every rank)
 };
 
 }  // namespace ipa::dist
