@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Fresh machine -> the main job on the built-in tiny default, all on CPU, nothing downloaded:
 #  1. ipa-curate: a small synthetic animation set (dancers with labelled hand defects),
-#     scored for hand quality, the DPO-pair statistics, and the good candidates selected;
-#  2. ipa-train: a real (tiny) IPA run — QKV LoRA on the tiny VACE DiT (random base weights)
-#     with Flow-IPA + HALO against its adapter-off reference, on a synthetic cache of 8
-#     samples with latent hand masks, 60 steps with checkpoints and metrics;
-#  3. ipa-sample with that adapter: pose video + reference image -> video, through the tiny
-#     VAE and umT5 of the test fixtures (random weights, so the video is noise-like);
-#  4. the DiT against the official PyTorch output.
+#     scored for hand quality, the DPO-pair statistics, a static review index;
+#  2. marking (the scorer's verdict stands in for the reviewer) and selection -> train.csv;
+#  3. ipa-train on that manifest: it builds the training cache (tiny VAE + umT5 of the test
+#     fixtures: latents with the reference frame first, VACE context of the pose video,
+#     latent hand masks from the keypoints, prompt embeddings), then a real (tiny) IPA run —
+#     QKV LoRA on the tiny VACE DiT (random base weights) with Flow-IPA + HALO against its
+#     adapter-off reference, 60 steps with checkpoints and metrics;
+#  4. ipa-sample with that adapter: pose video + reference image -> video (random weights,
+#     so the video is noise-like);
+#  5. the DiT against the official PyTorch output.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -28,14 +31,26 @@ build/apps/ipa-curate index --manifest demo-out/synth/candidates.csv --scores de
     --out demo-out/index.html
 
 echo
-echo "== 2. tiny IPA training (configs/train/tiny-cpu.yaml) into demo-out/run"
-build/apps/ipa-train --config configs/train/tiny-cpu.yaml --no-progress
-build/apps/ipa-inspect keys demo-out/run/latest/adapter.safetensors --grep blocks.0.
+echo "== 2. marking and selection (the scorer's pass/fail stands in for a human reviewer here)"
+tail -n +2 demo-out/scores/scores.csv | while IFS=, read -r id _group _score pass _rest; do
+    decision=bad
+    [[ "$pass" == 1 ]] && decision=good
+    build/apps/ipa-curate mark "$id" "$decision" --manifest demo-out/synth/candidates.csv \
+        --decisions demo-out/decisions.csv --reviewer demo --note "scorer pass=$pass"
+done
+build/apps/ipa-curate select --manifest demo-out/synth/candidates.csv --decisions demo-out/decisions.csv \
+    --out demo-out/train.csv
 
 echo
-echo "== 3. ipa-sample with the trained adapter (tiny DiT, tiny VAE + umT5 from tests/fixtures)"
+echo "== 3. tiny IPA training on the selected samples (configs/train/tiny-curated.yaml into demo-out/run-curated)"
+echo "   ipa-train first builds the cache: VAE latents, VACE context, latent hand masks, prompt embeddings"
+build/apps/ipa-train --config configs/train/tiny-curated.yaml --no-progress
+build/apps/ipa-inspect keys demo-out/run-curated/latest/adapter.safetensors --grep blocks.0.
+
+echo
+echo "== 4. ipa-sample with the trained adapter (tiny DiT, tiny VAE + umT5 from tests/fixtures)"
 clip=demo-out/synth/clip_000  # its pose video and reference image
-build/apps/ipa-sample --model tiny --lora demo-out/run/latest/adapter.safetensors \
+build/apps/ipa-sample --model tiny --lora demo-out/run-curated/latest/adapter.safetensors \
     --vae tests/fixtures/vae/tiny.weights.pth --text-encoder tests/fixtures/t5/tiny_umt5.pth \
     --tokenizer tests/fixtures/t5 --pose "$clip/pose.mp4" --ref "$clip/reference.png" \
     --prompt "$(cat "$clip/prompt.txt")" \
@@ -43,8 +58,8 @@ build/apps/ipa-sample --model tiny --lora demo-out/run/latest/adapter.safetensor
 
 fx=tests/fixtures/wan
 echo
-echo "== 4. the DiT against the official PyTorch output (tiny VACE fixture)"
+echo "== 5. the DiT against the official PyTorch output (tiny VACE fixture)"
 build/apps/ipa-inspect forward --model "$fx/vace_b2.yaml" --weights "$fx/vace_b2.weights.safetensors" \
     --inputs "$fx/vace_b2.io.safetensors" --out demo-out/vace_b2.out.safetensors
 echo
-echo "demo done. index: demo-out/index.html  adapter: demo-out/run/latest/adapter.safetensors  metrics: demo-out/run/metrics.jsonl  video: demo-out/sample.mp4"
+echo "demo done. index: demo-out/index.html  adapter: demo-out/run-curated/latest/adapter.safetensors  metrics: demo-out/run-curated/metrics.jsonl  video: demo-out/sample.mp4"

@@ -12,8 +12,41 @@
 #include "ipa/core/logging.h"
 #include "ipa/core/run_context.h"
 #include "ipa/core/torch_compat.h"
+#include "ipa/models/wan/config.h"
+#include "ipa/prepare/cache_builder.h"
 #include "ipa/train/config.h"
 #include "ipa/train/trainer.h"
+
+namespace {
+
+/// The cache builder's options from the training config (data.*, model.*) and this rank.
+ipa::prepare::CacheBuildOptions cache_options(const ipa::train::TrainConfig& cfg, const ipa::RunContext& ctx) {
+    const auto mcfg = ipa::models::wan::WanConfig::resolve(cfg.model.config);
+    ipa::prepare::CacheBuildOptions o;
+    o.manifest = cfg.data.manifest;
+    o.cache_dir = cfg.data.cache_dir;
+    o.frames = cfg.data.frames;
+    o.height = cfg.data.size.at(0);
+    o.width = cfg.data.size.at(1);
+    o.vae = cfg.model.vae;
+    o.text_encoder = cfg.model.text_encoder;
+    o.tokenizer = cfg.model.tokenizer;
+    o.text_dtype = cfg.model.dtype;
+    o.text_len = mcfg.text_len;
+    o.text_dim = mcfg.text_dim;
+    o.latent_channels = mcfg.in_dim;
+    o.vace_channels = mcfg.is_vace() ? mcfg.vace_in_dim : 0;
+    o.hand_masks = cfg.data.hand_masks;
+    o.mask_shape = cfg.data.mask_shape;
+    o.mask_padding = cfg.data.mask_padding;
+    o.vae_tiling = cfg.data.vae_tiling;
+    o.device = ctx.device;
+    o.rank = ctx.rank;
+    o.world = ctx.world_size;
+    return o;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
     CLI::App app{"ipa-train: LoRA preference post-training (Flow-IPA + HALO) of a Wan/VACE DiT"};
@@ -45,6 +78,13 @@ int main(int argc, char** argv) {
                      ctx.world_size);
         ipa::train::TrainHooks hooks;
         hooks.progress = !no_progress;
+        const auto cache = cache_options(cfg, ctx);
+        hooks.build_cache_shard = [cache] {
+            const auto r = ipa::prepare::build_cache_shard(cache);
+            spdlog::info("cache: {} rows on this rank, {} built, {} up to date ({:.1f} s)", r.rows, r.built, r.fresh,
+                         r.seconds);
+        };
+        hooks.write_cache_index = [cache] { ipa::prepare::write_cache_index(cache); };
         const auto result = ipa::train::run_training(cfg, ctx, hooks);
         if (ctx.is_main()) {
             const auto& h = result.history;
@@ -75,10 +115,6 @@ int main(int argc, char** argv) {
         }
         return 0;
     } catch (const std::exception& e) {
-        std::string msg = e.what();
-        const auto nl = msg.find('\n');
-        std::fprintf(stderr, "ipa-train: error: %s\n", msg.substr(0, nl).c_str());
-        if (nl != std::string::npos) std::fprintf(stderr, "%s\n", msg.substr(nl + 1).c_str());
-        return static_cast<int>(ipa::exit_code_for(e));
+        return ipa::report_cli_error("ipa-train", e);
     }
 }

@@ -96,6 +96,16 @@ TrainConfig TrainConfig::from_yaml(const ConfigReader& root) {
         }
         c.data.synthetic = s.get_or<int64_t>("synthetic", 0);
         positive(s, "synthetic", static_cast<double>(c.data.synthetic), true);
+        c.data.hand_masks = s.get_or<bool>("hand_masks", c.data.hand_masks);
+        c.data.mask_shape = s.get_or<std::string>("mask_shape", c.data.mask_shape);
+        if (c.data.mask_shape != "box" && c.data.mask_shape != "hull") {
+            bad(s, "mask_shape", fmt::format("'{}' is not one of box, hull", c.data.mask_shape));
+        }
+        c.data.mask_padding = s.get_or<double>("mask_padding", c.data.mask_padding);
+        positive(s, "mask_padding", c.data.mask_padding, true);
+        c.data.vae_tiling = s.get_or<bool>("vae_tiling", c.data.vae_tiling);
+        c.data.build_timeout_s = s.get_or<int64_t>("build_timeout_s", c.data.build_timeout_s);
+        positive(s, "build_timeout_s", static_cast<double>(c.data.build_timeout_s));
         s.finish();
     }
     {
@@ -210,6 +220,11 @@ std::string TrainConfig::to_yaml() const {
     kv("frames", data.frames);
     out << YAML::Key << "size" << YAML::Value << YAML::Flow << data.size;
     kv("synthetic", data.synthetic);
+    kv("hand_masks", data.hand_masks);
+    kv("mask_shape", data.mask_shape);
+    kv("mask_padding", data.mask_padding);
+    kv("vae_tiling", data.vae_tiling);
+    kv("build_timeout_s", data.build_timeout_s);
     out << YAML::EndMap;
     out << YAML::Key << "optim" << YAML::Value << YAML::BeginMap;
     kv("lr", optim.lr);

@@ -89,8 +89,8 @@ data::CacheIndex open_cache_local(const TrainConfig& cfg, const wan::WanConfig& 
         return data::make_synthetic_cache(dir, so);
     }
     if (empty) {
-        throw DataError(fmt::format("training cache '{}' is empty or missing; building it from data.manifest needs the "
-                                    "VAE and text encoder (not built yet) — set data.synthetic: N for a synthetic run",
+        throw DataError(fmt::format("training cache '{}' is empty or missing; set data.manifest to build it from a "
+                                    "curated manifest (or data.synthetic: N for a synthetic run)",
                                     dir.string()));
     }
     return data::CacheIndex::scan(dir);
@@ -112,8 +112,29 @@ void on_main_rank(dist::ProcessGroup& pg, const std::string& what, const std::fu
     if (failed > 0) throw Error(fmt::format("rank 0 failed at '{}'; its log says why", what));
 }
 
-/// With several ranks, rank 0 builds what is missing while the others wait, then all read it.
-data::CacheIndex open_cache(const TrainConfig& cfg, const wan::WanConfig& mcfg, dist::ProcessGroup& pg) {
+/// Opens the training cache. With data.manifest: every rank builds its share of what is
+/// missing or stale, then rank 0 writes the index. Otherwise rank 0 opens (or builds a
+/// synthetic) cache while the others wait, then all read it.
+data::CacheIndex open_cache(const TrainConfig& cfg, const wan::WanConfig& mcfg, dist::ProcessGroup& pg,
+                            const TrainHooks& hooks) {
+    if (!cfg.data.manifest.empty()) {
+        if (!hooks.build_cache_shard || !hooks.write_cache_index) {
+            throw ConfigError("data.manifest is set, but this program cannot build training caches (ipa-train can); "
+                              "unset data.manifest to train on an existing cache_dir");
+        }
+        std::exception_ptr error;
+        try {
+            hooks.build_cache_shard();
+        } catch (...) {
+            error = std::current_exception();
+        }
+        const int failed = pg.wait_all("training cache built", error != nullptr,
+                                       static_cast<double>(cfg.data.build_timeout_s));
+        if (error) std::rethrow_exception(error);
+        if (failed > 0) throw DataError(fmt::format("{} rank(s) failed to build their share of the cache; their logs say why", failed));
+        on_main_rank(pg, "training cache index", [&] { hooks.write_cache_index(); });
+        return data::CacheIndex::read(cfg.data.cache_dir);
+    }
     if (pg.world_size() == 1) return open_cache_local(cfg, mcfg);
     on_main_rank(pg, "training cache ready", [&] { open_cache_local(cfg, mcfg); });
     return data::CacheIndex::read(cfg.data.cache_dir);
@@ -134,10 +155,21 @@ TrainResult run_training(const TrainConfig& cfg, const RunContext& ctx, const Tr
     TrainResult result;
     const auto device = ctx.device;
     const auto dtype = parse_dtype(cfg.model.dtype);
-    torch::manual_seed(cfg.train.seed);
+    const auto mcfg = wan::WanConfig::resolve(cfg.model.config);
+    dist::DistOptions dopt;
+    dopt.backend = cfg.dist.backend;
+    dopt.timeout_s = cfg.dist.timeout_s;
+    const auto pg = dist::ProcessGroup::create(ctx, dopt);
+    pg->check_same(std::hash<std::string>{}(cfg.to_yaml()), "the resolved training config");
+
+    // Data first (building the cache loads the VAE and text encoder; the DiT comes after).
+    const auto index = open_cache(cfg, mcfg, *pg, hooks);
+    if (index.entries.empty()) throw DataError(fmt::format("training cache '{}' has no samples", cfg.data.cache_dir));
+    const int64_t n = static_cast<int64_t>(index.entries.size());
+    spdlog::info("{} cached samples in {}", n, cfg.data.cache_dir);
 
     // Model: base frozen, adapter attached (fp32), optional initial adapter = reference.
-    const auto mcfg = wan::WanConfig::resolve(cfg.model.config);
+    torch::manual_seed(cfg.train.seed);
     std::shared_ptr<wan::WanModelImpl> model;
     if (cfg.model.checkpoint.empty()) {
         spdlog::warn("model.checkpoint is empty: the base model is randomly initialised (seed {}) — fine for the tiny "
@@ -171,17 +203,6 @@ TrainResult run_training(const TrainConfig& cfg, const RunContext& ctx, const Tr
                                               .betas({cfg.optim.betas[0], cfg.optim.betas[1]})
                                               .eps(cfg.optim.eps)
                                               .weight_decay(cfg.optim.weight_decay));
-    dist::DistOptions dopt;
-    dopt.backend = cfg.dist.backend;
-    dopt.timeout_s = cfg.dist.timeout_s;
-    const auto pg = dist::ProcessGroup::create(ctx, dopt);
-    pg->check_same(std::hash<std::string>{}(cfg.to_yaml()), "the resolved training config");
-
-    // Data.
-    const auto index = open_cache(cfg, mcfg, *pg);
-    if (index.entries.empty()) throw DataError(fmt::format("training cache '{}' has no samples", cfg.data.cache_dir));
-    const int64_t n = static_cast<int64_t>(index.entries.size());
-    spdlog::info("{} cached samples in {}", n, cfg.data.cache_dir);
 
     // Resume.
     const fs::path ckpt_dir = cfg.checkpoint.dir;

@@ -20,6 +20,8 @@
 #include <sstream>
 
 #include "ipa/core/error.h"
+#include "ipa/curate/manifest.h"
+#include "ipa/curate/synth.h"
 #include "ipa/data/cache.h"
 #include "ipa/dist/process_group.h"
 #include "ipa/io/safetensors.h"
@@ -218,4 +220,82 @@ TEST(Dist, ADeadRankFailsTheOthers) {
     for (const auto& e : fs::directory_iterator(dir.path / "run")) {
         EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
     }
+}
+
+namespace {
+
+/// Arguments of a 2-step run that builds its cache from a synthetic curated manifest
+/// (2 clips x 2 candidates of 9 frames, tiny VAE + umT5 from the fixtures).
+std::vector<std::string> curated_args(const fs::path& dir, const fs::path& manifest) {
+    const fs::path fx = IPA_FIXTURES_DIR;
+    return {"--config", (kSource / "configs/train/tiny-curated.yaml").string(),
+            "--no-progress",
+            "--set", "model.config=" + (kSource / "configs/models/tiny.yaml").string(),
+            "--set", "model.vae=" + (fx / "vae/tiny.weights.pth").string(),
+            "--set", "model.text_encoder=" + (fx / "t5/tiny_umt5.pth").string(),
+            "--set", "model.tokenizer=" + (fx / "t5").string(),
+            "--set", "data.manifest=" + manifest.string(),
+            "--set", "data.cache_dir=" + (dir / "cache").string(),
+            "--set", "data.frames=5",
+            "--set", "data.size=[32, 32]",
+            "--set", "checkpoint.dir=" + (dir / "run").string(),
+            "--set", "train.steps=2",
+            "--set", "train.batch_size=1",
+            "--set", "dist.timeout_s=20"};
+}
+
+fs::path synth_manifest(const fs::path& dir) {
+    ipa::curate::SynthOptions so;
+    so.clips = 2;
+    so.candidates = 2;
+    so.frames = 9;
+    so.height = 64;
+    so.width = 96;
+    so.video_ext = "";
+    return ipa::curate::synth_dataset(dir / "synth", so).manifest;
+}
+
+struct TwoRanks {
+    int rc0 = -1, rc1 = -1;
+    std::string log0, log1;
+};
+
+/// Runs ranks 0 and 1 of `args` to the end; logs r0.log / r1.log in `dir`.
+TwoRanks run_two_ranks(const std::vector<std::string>& args, const fs::path& dir) {
+    const int port = free_port();
+    const auto r0 = spawn_train(args, rank_env(0, 2, port), dir / "r0.log");
+    const auto r1 = spawn_train(args, rank_env(1, 2, port), dir / "r1.log");
+    TwoRanks r;
+    r.rc0 = wait_exit(r0);
+    r.rc1 = wait_exit(r1);
+    r.log0 = slurp(dir / "r0.log");
+    r.log1 = slurp(dir / "r1.log");
+    return r;
+}
+
+}  // namespace
+
+TEST(Dist, RanksShareTheCacheBuildFromTheManifest) {
+    ipa::test::TempDir dir("ipa_dist");
+    const auto r = run_two_ranks(curated_args(dir.path, synth_manifest(dir.path)), dir.path);
+    ASSERT_EQ(r.rc0, 0) << r.log0;
+    ASSERT_EQ(r.rc1, 0) << r.log1;
+    EXPECT_NE(r.log0.find("rank 0/2 has 2 rows, 0 up to date, 2 to build"), std::string::npos) << r.log0;
+    // Rank 0 built its two rows (rank 1 logs warnings only), the index lists all four.
+    EXPECT_EQ(ipa::data::CacheIndex::read(dir.path / "cache").entries.size(), 4u);
+    EXPECT_TRUE(fs::exists(dir.path / "run/step-000002/adapter.safetensors"));
+}
+
+TEST(Dist, ARankThatCannotBuildItsShareFailsEveryRank) {
+    ipa::test::TempDir dir("ipa_dist");
+    const auto manifest = synth_manifest(dir.path);
+    auto m = ipa::curate::read_manifest(manifest);
+    m.rows[1].video = dir.path / "missing.mp4";  // row 1 belongs to rank 1
+    ipa::curate::write_manifest(manifest, m);
+    const auto r = run_two_ranks(curated_args(dir.path, manifest), dir.path);
+    EXPECT_EQ(r.rc1, static_cast<int>(ipa::ExitCode::data)) << r.log1;
+    EXPECT_NE(r.log1.find("missing.mp4' does not exist"), std::string::npos) << r.log1;
+    EXPECT_EQ(r.rc0, static_cast<int>(ipa::ExitCode::data)) << r.log0;
+    EXPECT_NE(r.log0.find("1 rank(s) failed to build their share of the cache"), std::string::npos) << r.log0;
+    EXPECT_FALSE(fs::exists(dir.path / "cache/index.json"));
 }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,12 @@ struct TrainHooks {
     int64_t stop_after_step = -1;
     /// Show a progress bar / periodic lines on stderr.
     bool progress = true;
+    /// Building the cache from data.manifest (prepare/cache_builder.h; the trainer itself
+    /// links no OpenCV, ipa-train sets these). With data.manifest set, every rank calls
+    /// build_cache_shard (it builds what is missing or stale of its share), the ranks wait
+    /// for each other (data.build_timeout_s), then rank 0 calls write_cache_index.
+    std::function<void()> build_cache_shard;
+    std::function<void()> write_cache_index;
 };
 
 /// The whole `ipa-train` job for one process: builds the model (base weights frozen, LoRA
