@@ -277,11 +277,6 @@ void check_options(const CacheBuildOptions& o) {
 
 std::string cache_file_name(const std::string& id) { return file_name_for_id(id, ".safetensors"); }
 
-std::string sample_fingerprint(const CacheBuildOptions& options, std::size_t row_index) {
-    const auto m = read_rows(options);
-    return fingerprint_of(options, m.rows.at(row_index));
-}
-
 CacheBuildReport build_cache_shard(const CacheBuildOptions& o) {
     check_options(o);
     const auto t0 = std::chrono::steady_clock::now();

@@ -96,6 +96,10 @@ TrainConfig TrainConfig::from_yaml(const ConfigReader& root) {
         }
         c.data.synthetic = s.get_or<int64_t>("synthetic", 0);
         positive(s, "synthetic", static_cast<double>(c.data.synthetic), true);
+        if (c.data.synthetic > 0 && !c.data.manifest.empty()) {
+            bad(s, "synthetic", fmt::format("is {} while data.manifest is set; a run trains on one or the other",
+                                            c.data.synthetic));
+        }
         c.data.hand_masks = s.get_or<bool>("hand_masks", c.data.hand_masks);
         c.data.mask_shape = s.get_or<std::string>("mask_shape", c.data.mask_shape);
         if (c.data.mask_shape != "box" && c.data.mask_shape != "hull") {

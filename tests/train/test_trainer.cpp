@@ -78,6 +78,14 @@ TEST(TrainConfig, OverridesAndErrorsNameTheKeyPath) {
     EXPECT_NE(config_error({"trainer.steps=3"}).find("unknown config section 'trainer'"), std::string::npos);
     EXPECT_NE(config_error({"lora.rank=0"}).find("rank"), std::string::npos);
     EXPECT_NE(config_error({"model.dtype=fp8"}).find("model.dtype"), std::string::npos);
+    EXPECT_NE(config_error({"data.mask_shape=circle"}).find("data.mask_shape"), std::string::npos);
+    EXPECT_NE(config_error({"data.manifest=train.csv"}).find("data.synthetic"), std::string::npos);  // both set
+    const auto curated = TrainConfig::load(kSource / "configs/train/tiny-curated.yaml");
+    EXPECT_EQ(curated.data.manifest, "demo-out/train.csv");
+    EXPECT_EQ(curated.data.synthetic, 0);
+    for (const auto& f : {curated.model.vae, curated.model.text_encoder, curated.model.tokenizer}) {
+        EXPECT_TRUE(fs::exists(kSource / f)) << f;  // the demo's tiny encoders are the test fixtures
+    }
 }
 
 TEST(Trainer, TinyIpaRunRaisesTheGapAndLowersTheLoss) {

@@ -57,10 +57,6 @@ struct CacheBuildReport {
 /// hash of the id).
 std::string cache_file_name(const std::string& id);
 
-/// The fingerprint a cached sample of `row_index` must carry to be fresh (hex). Reads only
-/// file sizes and times, not contents.
-std::string sample_fingerprint(const CacheBuildOptions& options, std::size_t row_index);
-
 /// Builds or refreshes this rank's rows. The VAE and text encoder are loaded only when some
 /// row needs building. Each sample is written atomically; on an error (DataError naming the
 /// manifest row and the file) the samples written so far stay valid.
