@@ -1,11 +1,11 @@
 // ipa-train --config run.yaml [--set section.key=value ...]
 // LoRA preference post-training (Flow-IPA + HALO) of a Wan/VACE DiT on cached samples.
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
-#include <cstdio>
+#include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cstdio>
 #include <iostream>
 
 #include "ipa/core/error.h"
@@ -53,12 +53,13 @@ int main(int argc, char** argv) {
     std::string config;
     std::vector<std::string> overrides;
     std::string log_level = "info";
-    bool print_config = false, no_progress = false;
+    bool print_config = false, no_progress = false, cache_only = false;
     app.add_option("--config", config, "training config (YAML)")->required();
     app.add_option("--set", overrides, "override a key: section.key=value (repeatable)");
     app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
     app.add_flag("--print-config", print_config, "print the resolved config and exit");
     app.add_flag("--no-progress", no_progress, "no progress bar (log lines only)");
+    app.add_flag("--cache-only", cache_only, "build the training cache from data.manifest, then exit");
     CLI11_PARSE(app, argc, argv);
     try {
         auto ctx = ipa::RunContext::from_env();
@@ -78,6 +79,7 @@ int main(int argc, char** argv) {
                      ctx.world_size);
         ipa::train::TrainHooks hooks;
         hooks.progress = !no_progress;
+        hooks.cache_only = cache_only;
         const auto cache = cache_options(cfg, ctx);
         hooks.build_cache_shard = [cache] {
             const auto r = ipa::prepare::build_cache_shard(cache);
@@ -86,6 +88,13 @@ int main(int argc, char** argv) {
         };
         hooks.write_cache_index = [cache] { ipa::prepare::write_cache_index(cache); };
         const auto result = ipa::train::run_training(cfg, ctx, hooks);
+        if (cache_only) {
+            if (ctx.is_main()) {
+                std::printf("cache ready: %lld samples in %s\n", static_cast<long long>(result.cached_samples),
+                            cfg.data.cache_dir.c_str());
+            }
+            return 0;
+        }
         if (ctx.is_main()) {
             const auto& h = result.history;
             if (h.size() >= 4) {  // learning signal at a glance: first vs last tenth of this run

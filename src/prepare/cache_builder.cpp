@@ -49,7 +49,8 @@ std::string file_identity(const fs::path& p) {
     };
     if (!fs::is_directory(status)) return p.string() + " " + stamp(p);
     std::vector<std::string> entries;
-    for (const auto& e : fs::directory_iterator(p, ec)) entries.push_back(e.path().filename().string() + " " + stamp(e.path()));
+    for (const auto& e : fs::directory_iterator(p, ec))
+        entries.push_back(e.path().filename().string() + " " + stamp(e.path()));
     std::sort(entries.begin(), entries.end());
     return p.string() + "/ {" + fmt::format("{}", fmt::join(entries, ",")) + "}";
 }
@@ -62,9 +63,9 @@ curate::Manifest read_rows(const CacheBuildOptions& o) {
 }
 
 std::string fingerprint_of(const CacheBuildOptions& o, const curate::ManifestRow& row) {
-    std::string s = fmt::format("{} builder {}; frames {}; size {}x{}; latent {}; vace {}; tiling {}\n",
-                                data::kCacheFormat, kBuilderVersion, o.frames, o.height, o.width, o.latent_channels,
-                                o.vace_channels, o.vae_tiling);
+    std::string s =
+        fmt::format("{} builder {}; frames {}; size {}x{}; latent {}; vace {}; tiling {}\n", data::kCacheFormat,
+                    kBuilderVersion, o.frames, o.height, o.width, o.latent_channels, o.vace_channels, o.vae_tiling);
     s += "video " + file_identity(row.video) + "\n";
     if (o.vace_channels > 0) s += "vace_video " + file_identity(row.vace_video) + "\n";
     s += "reference " + file_identity(row.vace_reference_image) + "\n";
@@ -131,8 +132,9 @@ public:
         if (const auto it = prompts_.find(prompt); it != prompts_.end()) return it->second;
         if (!text_) {
             if (o_.text_encoder.empty() || o_.tokenizer.empty()) {
-                throw ConfigError("building the training cache needs the text encoder and tokenizer (model.text_encoder: "
-                                  "models_t5_umt5-xxl-enc-bf16.pth, model.tokenizer: google/umt5-xxl)");
+                throw ConfigError(
+                    "building the training cache needs the text encoder and tokenizer (model.text_encoder: "
+                    "models_t5_umt5-xxl-enc-bf16.pth, model.tokenizer: google/umt5-xxl)");
             }
             const auto t0 = std::chrono::steady_clock::now();
             models::t5::TextEncoderOptions to;
@@ -341,10 +343,10 @@ data::CacheIndex write_cache_index(const CacheBuildOptions& o) {
     }
     if (!problems.empty()) {
         const std::size_t shown = std::min<std::size_t>(problems.size(), 10);
-        throw DataError(fmt::format("cache '{}': {} of {} manifest rows have no up-to-date sample: {}{}",
-                                    o.cache_dir.string(), problems.size(), m.rows.size(),
-                                    fmt::join(problems.begin(), problems.begin() + static_cast<std::ptrdiff_t>(shown), ", "),
-                                    shown < problems.size() ? ", …" : ""));
+        throw DataError(fmt::format(
+            "cache '{}': {} of {} manifest rows have no up-to-date sample: {}{}", o.cache_dir.string(), problems.size(),
+            m.rows.size(), fmt::join(problems.begin(), problems.begin() + static_cast<std::ptrdiff_t>(shown), ", "),
+            shown < problems.size() ? ", …" : ""));
     }
     idx.meta = {{"manifest", o.manifest.string()},
                 {"frames", std::to_string(o.frames)},

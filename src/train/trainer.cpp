@@ -131,7 +131,9 @@ data::CacheIndex open_cache(const TrainConfig& cfg, const wan::WanConfig& mcfg, 
         const int failed = pg.wait_all("training cache built", error != nullptr,
                                        static_cast<double>(cfg.data.build_timeout_s));
         if (error) std::rethrow_exception(error);
-        if (failed > 0) throw DataError(fmt::format("{} rank(s) failed to build their share of the cache; their logs say why", failed));
+        if (failed > 0) {
+            throw DataError(fmt::format("{} rank(s) failed to build their share of the cache; their logs say why", failed));
+        }
         on_main_rank(pg, "training cache index", [&] { hooks.write_cache_index(); });
         return data::CacheIndex::read(cfg.data.cache_dir);
     }
@@ -167,6 +169,8 @@ TrainResult run_training(const TrainConfig& cfg, const RunContext& ctx, const Tr
     if (index.entries.empty()) throw DataError(fmt::format("training cache '{}' has no samples", cfg.data.cache_dir));
     const int64_t n = static_cast<int64_t>(index.entries.size());
     spdlog::info("{} cached samples in {}", n, cfg.data.cache_dir);
+    result.cached_samples = n;
+    if (hooks.cache_only) return result;
 
     // Model: base frozen, adapter attached (fp32), optional initial adapter = reference.
     torch::manual_seed(cfg.train.seed);

@@ -95,7 +95,8 @@ CacheBuildOptions tiny_options(const fs::path& dir) {
 
 std::map<std::string, fs::file_time_type> mtimes(const fs::path& cache) {
     std::map<std::string, fs::file_time_type> out;
-    for (const auto& e : fs::directory_iterator(cache)) out[e.path().filename().string()] = fs::last_write_time(e.path());
+    for (const auto& e : fs::directory_iterator(cache))
+        out[e.path().filename().string()] = fs::last_write_time(e.path());
     return out;
 }
 
@@ -131,8 +132,8 @@ TEST(CacheBuilder, SamplesHoldReferenceFirstLatentsVaceContextHandsAndText) {
     ASSERT_EQ(s.latents.sizes(), expect_latents.sizes());
     EXPECT_TRUE(torch::equal(s.latents, expect_latents));
     const auto pose_video = ipa::media::read_video(row.vace_video, ro).frames;
-    const auto expect_vace = ipa::models::wan::vace_context(
-        pose_video, {}, {ref}, [&](const at::Tensor& v) { return vae->encode(v); });
+    const auto expect_vace =
+        ipa::models::wan::vace_context(pose_video, {}, {ref}, [&](const at::Tensor& v) { return vae->encode(v); });
     EXPECT_TRUE(torch::equal(s.vace_context, expect_vace));
     EXPECT_EQ(s.vace_context.sizes(), (c10::IntArrayRef{96, 3, 4, 4}));
 
@@ -257,7 +258,8 @@ TEST(CacheBuilder, BadInputsNameTheRowAndTheFile) {
     o = tiny_options(dir.path);
     o.vace_channels = 0;
     o.text_dim = 64;
-    EXPECT_CONTAINS(error_of<ipa::ConfigError>([&] { build_cache_shard(o); }), "makes 32-dim embeddings, the model takes 64");
+    EXPECT_CONTAINS(error_of<ipa::ConfigError>([&] { build_cache_shard(o); }),
+                    "makes 32-dim embeddings, the model takes 64");
     o.manifest = dir.path / "none.csv";
     EXPECT_CONTAINS(error_of<ipa::DataError>([&] { build_cache_shard(o); }), "none.csv");
 }
@@ -284,9 +286,19 @@ TEST(CacheBuilder, TrainerBuildsTheCacheFromTheManifestAndTrains) {
         write_cache_index(options);
         ++indexed;
     };
-    const auto r = ipa::train::run_training(cfg, ipa::RunContext{}, hooks);
+    // --cache-only: the cache is built, nothing is trained or written to the run dir.
+    hooks.cache_only = true;
+    auto r = ipa::train::run_training(cfg, ipa::RunContext{}, hooks);
     EXPECT_EQ(built, 4);
     EXPECT_EQ(indexed, 1);
+    EXPECT_EQ(r.cached_samples, 4);
+    EXPECT_TRUE(r.history.empty());
+    EXPECT_FALSE(fs::exists(dir.path / "run"));
+    // The real run reuses the fresh samples.
+    hooks.cache_only = false;
+    r = ipa::train::run_training(cfg, ipa::RunContext{}, hooks);
+    EXPECT_EQ(built, 4);
+    EXPECT_EQ(indexed, 2);
     ASSERT_EQ(r.history.size(), 3u);
     for (const auto& h : r.history) EXPECT_TRUE(std::isfinite(h.loss));
     EXPECT_EQ(ipa::data::CacheIndex::read(o.cache_dir).entries.size(), 4u);

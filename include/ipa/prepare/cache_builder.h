@@ -27,11 +27,11 @@
 namespace ipa::prepare {
 
 struct CacheBuildOptions {
-    std::filesystem::path manifest;   ///< CSV: id, video, vace_video, vace_reference_image, keypoints, prompt
+    std::filesystem::path manifest;  ///< CSV: id, video, vace_video, vace_reference_image, keypoints, prompt
     std::filesystem::path cache_dir;
-    int64_t frames = 81;              ///< 4k+1, the first `frames` frames of each video
+    int64_t frames = 81;  ///< 4k+1, the first `frames` frames of each video
     int64_t height = 480, width = 832;
-    std::filesystem::path vae;        ///< Wan2.1_VAE.pth (or safetensors spellings)
+    std::filesystem::path vae;  ///< Wan2.1_VAE.pth (or safetensors spellings)
     std::filesystem::path text_encoder, tokenizer;
     std::string text_dtype = "bf16";  ///< umT5 compute dtype: bf16 (as upstream) | fp32
     int64_t text_len = 512;           ///< prompts are cut to text_len tokens (with EOS)

@@ -25,6 +25,7 @@ struct TrainResult {
     std::filesystem::path last_checkpoint;
     std::filesystem::path metrics_file;
     std::vector<StepMetrics> history;  ///< steps run in this process
+    int64_t cached_samples = 0;        ///< samples in the training cache
 };
 
 struct TrainHooks {
@@ -32,6 +33,8 @@ struct TrainHooks {
     int64_t stop_after_step = -1;
     /// Show a progress bar / periodic lines on stderr.
     bool progress = true;
+    /// Open (and build) the training cache, then return without loading the DiT or training.
+    bool cache_only = false;
     /// Building the cache from data.manifest (prepare/cache_builder.h; the trainer itself
     /// links no OpenCV, ipa-train sets these). With data.manifest set, every rank calls
     /// build_cache_shard (it builds what is missing or stale of its share), the ranks wait
