@@ -24,6 +24,7 @@
 #include "ipa/prepare/cache_builder.h"
 #include "ipa/train/config.h"
 #include "ipa/train/trainer.h"
+#include "curated_set.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -41,22 +42,13 @@ const bool kSingleThread = [] {
     return true;
 }();
 
-/// A synthetic candidate set (2 clips x 2 candidates, 9 frames of 64x96 as PNG frame
-/// directories) shared by the tests of this file; built once.
+/// The synthetic curated set (tests/common/curated_set.h) shared by the tests of this file; built once.
 const fs::path& synth_dir() {
     struct Set {
         fs::path dir = fs::temp_directory_path() / ("ipa_prepare_synth_" + std::to_string(::getpid()));
         Set() {
             fs::remove_all(dir);
-            ipa::curate::SynthOptions so;
-            so.clips = 2;
-            so.candidates = 2;
-            so.frames = 9;
-            so.height = 64;
-            so.width = 96;
-            so.video_ext = "";
-            so.seed = 3;
-            ipa::curate::synth_dataset(dir, so);
+            ipa::curate::synth_dataset(dir, ipa::test::tiny_curated_set_options());
         }
         ~Set() {
             std::error_code ec;

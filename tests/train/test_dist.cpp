@@ -25,6 +25,7 @@
 #include "ipa/data/cache.h"
 #include "ipa/dist/process_group.h"
 #include "ipa/io/safetensors.h"
+#include "curated_set.h"
 #include "test_util.h"
 
 extern char** environ;
@@ -225,7 +226,7 @@ TEST(Dist, ADeadRankFailsTheOthers) {
 namespace {
 
 /// Arguments of a 2-step run that builds its cache from a synthetic curated manifest
-/// (2 clips x 2 candidates of 9 frames, tiny VAE + umT5 from the fixtures).
+/// (tests/common/curated_set.h; tiny VAE + umT5 from the fixtures).
 std::vector<std::string> curated_args(const fs::path& dir, const fs::path& manifest) {
     const fs::path fx = IPA_FIXTURES_DIR;
     return {"--config", (kSource / "configs/train/tiny-curated.yaml").string(),
@@ -245,14 +246,7 @@ std::vector<std::string> curated_args(const fs::path& dir, const fs::path& manif
 }
 
 fs::path synth_manifest(const fs::path& dir) {
-    ipa::curate::SynthOptions so;
-    so.clips = 2;
-    so.candidates = 2;
-    so.frames = 9;
-    so.height = 64;
-    so.width = 96;
-    so.video_ext = "";
-    return ipa::curate::synth_dataset(dir / "synth", so).manifest;
+    return ipa::curate::synth_dataset(dir / "synth", ipa::test::tiny_curated_set_options()).manifest;
 }
 
 struct TwoRanks {
