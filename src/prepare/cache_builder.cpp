@@ -118,6 +118,13 @@ public:
     }
 
     at::Tensor encode_video(const at::Tensor& video) {
+        // The VACE conditioning of a pose video encodes frames · (1 − mask) with an all-ones
+        // mask: an all-zero video of the same shape for every sample. Encode that once.
+        const bool zeros = !video.any().item<bool>();
+        const auto shape = video.sizes().vec();
+        if (zeros) {
+            if (const auto it = zero_latents_.find(shape); it != zero_latents_.end()) return it->second;
+        }
         models::vae::VaeTiling tiling;
         tiling.enabled = o_.vae_tiling;
         auto z = vae().encode(video.to(o_.device), tiling).cpu();
@@ -125,6 +132,7 @@ public:
             throw ConfigError(fmt::format("the VAE '{}' makes {} latent channels, the model takes {}", o_.vae.string(),
                                           z.size(0), o_.latent_channels));
         }
+        if (zeros) zero_latents_.emplace(shape, z);
         return z;
     }
 
@@ -160,6 +168,7 @@ private:
     std::shared_ptr<models::vae::WanVAEImpl> vae_;
     std::unique_ptr<models::t5::TextEncoder> text_;
     std::map<std::string, at::Tensor> prompts_;
+    std::map<std::vector<int64_t>, at::Tensor> zero_latents_;  ///< VAE(zeros) by video shape
 };
 
 /// "manifest.csv row 'id'" for error messages.
@@ -290,7 +299,7 @@ CacheBuildReport build_cache_shard(const CacheBuildOptions& o) {
         throw DataError(fmt::format("cannot create the cache directory '{}'", o.cache_dir.string()));
     }
     CacheBuildReport r;
-    std::vector<std::size_t> todo;
+    std::vector<std::size_t> to_build;
     std::vector<std::string> fingerprints(m.rows.size());
     for (std::size_t i = static_cast<std::size_t>(o.rank); i < m.rows.size(); i += static_cast<std::size_t>(o.world)) {
         ++r.rows;
@@ -298,16 +307,16 @@ CacheBuildReport build_cache_shard(const CacheBuildOptions& o) {
         if (stored_fingerprint(o.cache_dir / cache_file_name(m.rows[i].id)) == fingerprints[i]) {
             ++r.fresh;
         } else {
-            todo.push_back(i);
+            to_build.push_back(i);
         }
     }
     spdlog::info("cache {}: rank {}/{} has {} rows, {} up to date, {} to build", o.cache_dir.string(), o.rank, o.world,
-                 r.rows, r.fresh, todo.size());
+                 r.rows, r.fresh, to_build.size());
     Encoders enc(o);
-    for (std::size_t k = 0; k < todo.size(); ++k) {
-        const auto& row = m.rows[todo[k]];
+    for (std::size_t k = 0; k < to_build.size(); ++k) {
+        const auto& row = m.rows[to_build[k]];
         const auto ts = std::chrono::steady_clock::now();
-        const auto sample = build_sample(o, row, enc, fingerprints[todo[k]]);
+        const auto sample = build_sample(o, row, enc, fingerprints[to_build[k]]);
         const auto file = o.cache_dir / cache_file_name(row.id);
         data::save_cached_sample(file, sample);
         ++r.built;
@@ -315,7 +324,7 @@ CacheBuildReport build_cache_shard(const CacheBuildOptions& o) {
         if (o.hand_masks && sample.hand_mask.max().item<float>() <= 0) {
             spdlog::warn("cache: {}: no hand found in its keypoints; HALO gives it no hand weight", where(o, row));
         }
-        spdlog::info("cache [{}/{}] {}: latents [{}]{} in {:.1f} s", k + 1, todo.size(), row.id,
+        spdlog::info("cache [{}/{}] {}: latents [{}]{} in {:.1f} s", k + 1, to_build.size(), row.id,
                      fmt::join(sample.latents.sizes(), ", "),
                      hands.empty() ? "" : fmt::format(", hands {:.1f}% of latent positions", 100 * std::stod(hands)),
                      since(ts));
