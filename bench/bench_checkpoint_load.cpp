@@ -12,10 +12,10 @@
 // The file is read from the page cache (it was just written); cold-disk numbers depend on
 // the disk, not on this code.
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstring>
 #include <filesystem>

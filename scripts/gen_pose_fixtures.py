@@ -23,7 +23,7 @@ Writes per case <case>.json (canvas size, 133 keypoints per person as float32-ex
 palette triples as BGR, so cv::imread gives the canvas back), plus <case>.scaled.png: the same
 pose dict drawn by upstream draw_pose (hands+body+face) on a canvas of `scaled_size`.
 
-With --unianimate-git / --mimicmotion-git it also writes the variants of reference notes §1.9:
+With --unianimate-git / --mimicmotion-git it also writes the variants of docs/pose-hands.md §1:
 <case>.unianimate.png and <case>.unianimate_face.png (github.com/ali-vilab/UniAnimate-DiT
 prepare_training_data.py `DWposeDetector.__call__` / `draw_pose`: first person, body + feet +
 hands, without / with face) and <case>.mimicmotion.png (github.com/Tencent/MimicMotion

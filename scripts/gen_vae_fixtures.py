@@ -263,7 +263,7 @@ def write_readme(out_dir, source, digest, n_casts, results, keys, n_weights, arg
     L.append('Coverage: in ' + ', '.join(f'`{n}` ({k} tensors)' for n, k in grads) + ' every '
              'encoder (+ top `conv1`, mu half) / decoder (+ top `conv2`) parameter gets a non-zero '
              'gradient, so no code path of the fixtures is dead (the decoder needs ≥ 4 latent '
-             'frames for the first temporal upsampler\'s oldest tap, see parity-notes.md).\n')
+             'frames for the first temporal upsampler\'s oldest tap, see docs/parity.md).\n')
     L.append(f'Key list: {keys[0]} tensors, {keys[1]:,} parameters (asserted: 194 tensors, as '
              'Appendix A of the spec).\n')
     total = sum(os.path.getsize(os.path.join(out_dir, f)) for f in os.listdir(out_dir)

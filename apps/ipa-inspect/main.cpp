@@ -7,9 +7,9 @@
 //   ipa-inspect vae --vae W (--encode video.mp4|IN.safetensors | --decode LAT.safetensors) --out OUT [--tiled]
 //   ipa-inspect encode-prompt --text-encoder T --tokenizer DIR --prompt "..." [--prompt ...] --out E.safetensors
 
-#include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
 #include <sstream>
@@ -38,9 +38,9 @@ int main(int argc, char** argv) {
 
     std::string keys_path;
     ipa::io::KeyListOptions keys_opts;
-    auto* keys = app.add_subcommand(
-        "keys", "List tensors (name, dtype, shape) and totals of a checkpoint: a .safetensors "
-                "file, a shard index, a checkpoint directory or a PyTorch .pth");
+    auto* keys = app.add_subcommand("keys",
+                                    "List tensors (name, dtype, shape) and totals of a checkpoint: a .safetensors "
+                                    "file, a shard index, a checkpoint directory or a PyTorch .pth");
     keys->add_option("path", keys_path, "checkpoint file or directory")->required();
     keys->add_option("--grep", keys_opts.contains, "only names containing this text");
     keys->add_flag("--json", keys_opts.json, "print JSON");
@@ -48,15 +48,17 @@ int main(int argc, char** argv) {
 
     std::string model_cfg = "auto", weights, dtype = "fp32", device = "cpu", inputs, output;
     bool non_strict = false;
-    auto* check = app.add_subcommand("check", "Check that weights load into a model config (names and shapes, "
-                                              "strict); no memory is allocated for the model");
+    auto* check = app.add_subcommand("check",
+                                     "Check that weights load into a model config (names and shapes, "
+                                     "strict); no memory is allocated for the model");
     check->add_option("--model", model_cfg, "model YAML, preset name, or auto (detect from shapes)");
     check->add_option("--weights", weights, "weights: file, shard index or release directory")->required();
     check->add_option("--dtype", dtype, "fp32 | bf16");
     check->add_flag("--non-strict", non_strict, "report problems instead of failing");
 
-    auto* forward = app.add_subcommand("forward", "One DiT forward on saved tensors (x, t, context, "
-                                                  "[vace_context, seq_len, context_scale]) -> out");
+    auto* forward = app.add_subcommand("forward",
+                                       "One DiT forward on saved tensors (x, t, context, "
+                                       "[vace_context, seq_len, context_scale]) -> out");
     forward->add_option("--model", model_cfg, "model YAML, preset name, or auto");
     forward->add_option("--weights", weights, "weights")->required();
     forward->add_option("--inputs", inputs, "input tensors (safetensors)")->required();
@@ -66,10 +68,12 @@ int main(int argc, char** argv) {
 
     std::string lora_path;
     double multiplier = 1.0;
-    auto* merge = app.add_subcommand("merge-lora", "Write base weights with a LoRA adapter merged in (tensor by "
-                                                   "tensor; same keys and dtypes as the base)");
+    auto* merge = app.add_subcommand("merge-lora",
+                                     "Write base weights with a LoRA adapter merged in (tensor by "
+                                     "tensor; same keys and dtypes as the base)");
     merge->add_option("--weights", weights, "base weights: file, shard index or release directory")->required();
-    merge->add_option("--lora", lora_path, "adapter (.safetensors; a .vace.safetensors sibling is included)")->required();
+    merge->add_option("--lora", lora_path, "adapter (.safetensors; a .vace.safetensors sibling is included)")
+        ->required();
     merge->add_option("--out", output, "merged safetensors file")->required();
     merge->add_option("--multiplier", multiplier, "adapter strength");
 
@@ -90,8 +94,9 @@ int main(int argc, char** argv) {
 
     std::string vae_path, encode_in, decode_in, vae_dtype = "fp32", vae_device = "cpu", vae_size;
     ipa::tools::VaeFileOptions vae_opts;
-    auto* vae = app.add_subcommand("vae", "Wan VAE: encode a video (or safetensors 'video' [3,T,H,W]) to 'latents', "
-                                          "or decode 'latents' to a video / PNG frames / safetensors");
+    auto* vae = app.add_subcommand("vae",
+                                   "Wan VAE: encode a video (or safetensors 'video' [3,T,H,W]) to 'latents', "
+                                   "or decode 'latents' to a video / PNG frames / safetensors");
     vae->add_option("--vae", vae_path, "VAE weights (Wan2.1_VAE.pth, .safetensors, diffusers/ComfyUI spellings)")
         ->required();
     auto* enc_opt = vae->add_option("--encode", encode_in, "video file, frame directory or .safetensors ('video')");
@@ -108,8 +113,9 @@ int main(int argc, char** argv) {
 
     std::string text_encoder, tokenizer, te_dtype = "bf16", te_device = "cpu";
     std::vector<std::string> prompts;
-    auto* ep = app.add_subcommand("encode-prompt", "umT5: prompts -> text embeddings (safetensors 'context' [L, 4096], "
-                                                   "or 'context.i' for several prompts)");
+    auto* ep = app.add_subcommand("encode-prompt",
+                                  "umT5: prompts -> text embeddings (safetensors 'context' [L, 4096], "
+                                  "or 'context.i' for several prompts)");
     ep->add_option("--text-encoder", text_encoder, "models_t5_umt5-xxl-enc-bf16.pth (or HF UMT5 safetensors)")
         ->required();
     ep->add_option("--tokenizer", tokenizer, "the google/umt5-xxl folder (spiece.model)")->required();

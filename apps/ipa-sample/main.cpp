@@ -5,9 +5,9 @@
 //              --vae .../Wan2.1_VAE.pth --text-encoder .../models_t5_umt5-xxl-enc-bf16.pth
 //              --tokenizer .../google/umt5-xxl --pose pose.mp4 --ref ref.png --prompt "a woman dancing" --out out.mp4
 
-#include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
 #include <sstream>
@@ -30,7 +30,8 @@ int main(int argc, char** argv) {
     app.add_option("--vae", vae, "Wan2.1_VAE.pth (omit: random tiny VAE, smoke test)");
     app.add_option("--text-encoder", te, "models_t5_umt5-xxl-enc-bf16.pth");
     app.add_option("--tokenizer", tok, "google/umt5-xxl folder");
-    app.add_option("--context", ctx, "precomputed embeddings instead (ipa-inspect encode-prompt --prompt P --prompt N)");
+    app.add_option("--context", ctx,
+                   "precomputed embeddings instead (ipa-inspect encode-prompt --prompt P --prompt N)");
     app.add_option("--pose", pose, "pose video (VACE control frames)")->required();
     app.add_option("--ref", ref, "reference image (letterboxed on white)");
     app.add_option("--prompt", o.prompt, "prompt");
@@ -81,8 +82,8 @@ int main(int argc, char** argv) {
         }
         const auto r = ipa::sample::run_pipeline(o);
         std::printf("wrote %s: %lld frames at %lldx%lld (sampling %.1f s, total %.1f s)\n", out.c_str(),
-                    static_cast<long long>(r.frames), static_cast<long long>(r.height),
-                    static_cast<long long>(r.width), r.sample_seconds, r.total_seconds);
+                    static_cast<long long>(r.frames), static_cast<long long>(r.height), static_cast<long long>(r.width),
+                    r.sample_seconds, r.total_seconds);
         return 0;
     } catch (const std::exception& e) {
         return ipa::report_cli_error("ipa-sample", e);

@@ -42,8 +42,7 @@ void AtomicFile::write(const void* data, std::size_t size) {
         const ssize_t n = ::write(fd_, p, size);
         if (n < 0) {
             if (errno == EINTR) continue;
-            throw DataError(fmt::format("write to '{}' failed: {}", temp_.string(),
-                                        std::strerror(errno)));
+            throw DataError(fmt::format("write to '{}' failed: {}", temp_.string(), std::strerror(errno)));
         }
         p += n;
         size -= static_cast<std::size_t>(n);
@@ -58,8 +57,8 @@ void AtomicFile::commit() {
     ::close(fd_);
     fd_ = -1;
     if (::rename(temp_.c_str(), target_.c_str()) != 0) {
-        throw DataError(fmt::format("cannot rename '{}' to '{}': {}", temp_.string(),
-                                    target_.string(), std::strerror(errno)));
+        throw DataError(
+            fmt::format("cannot rename '{}' to '{}': {}", temp_.string(), target_.string(), std::strerror(errno)));
     }
     committed_ = true;
     const fs::path dir = target_.has_parent_path() ? target_.parent_path() : fs::path(".");

@@ -11,35 +11,61 @@ namespace {
 
 std::string node_kind(const YAML::Node& n) {
     switch (n.Type()) {
-        case YAML::NodeType::Null: return "null";
-        case YAML::NodeType::Scalar: return "'" + n.Scalar() + "'";
-        case YAML::NodeType::Sequence: return "a list";
-        case YAML::NodeType::Map: return "a mapping";
-        default: return "nothing";
+        case YAML::NodeType::Null:
+            return "null";
+        case YAML::NodeType::Scalar:
+            return "'" + n.Scalar() + "'";
+        case YAML::NodeType::Sequence:
+            return "a list";
+        case YAML::NodeType::Map:
+            return "a mapping";
+        default:
+            return "nothing";
     }
 }
 
 template <class T>
 const char* type_name();
-template <> const char* type_name<bool>() { return "a boolean (true/false)"; }
-template <> const char* type_name<int>() { return "an integer"; }
-template <> const char* type_name<int64_t>() { return "an integer"; }
-template <> const char* type_name<uint64_t>() { return "a non-negative integer"; }
-template <> const char* type_name<float>() { return "a number"; }
-template <> const char* type_name<double>() { return "a number"; }
-template <> const char* type_name<std::string>() { return "a string"; }
+template <>
+const char* type_name<bool>() {
+    return "a boolean (true/false)";
+}
+template <>
+const char* type_name<int>() {
+    return "an integer";
+}
+template <>
+const char* type_name<int64_t>() {
+    return "an integer";
+}
+template <>
+const char* type_name<uint64_t>() {
+    return "a non-negative integer";
+}
+template <>
+const char* type_name<float>() {
+    return "a number";
+}
+template <>
+const char* type_name<double>() {
+    return "a number";
+}
+template <>
+const char* type_name<std::string>() {
+    return "a string";
+}
 
 template <class T>
 T convert_scalar(const YAML::Node& n, const std::string& path, const std::string& where) {
     if (!n.IsScalar()) {
-        throw ConfigError(fmt::format("config key '{}'{}: expected {}, got {}", path, where,
-                                      type_name<T>(), node_kind(n)));
+        throw ConfigError(
+            fmt::format("config key '{}'{}: expected {}, got {}", path, where, type_name<T>(), node_kind(n)));
     }
     try {
         return n.as<T>();
     } catch (const YAML::Exception&) {
-        throw ConfigError(fmt::format("config key '{}'{}: expected {}, got {}", path, where,
-                                      type_name<T>(), node_kind(n)));
+        throw ConfigError(
+            fmt::format("config key '{}'{}: expected {}, got {}", path, where, type_name<T>(), node_kind(n)));
     }
 }
 
@@ -52,19 +78,16 @@ struct Converter {
 
 template <>
 struct Converter<std::filesystem::path> {
-    static std::filesystem::path run(const YAML::Node& n, const std::string& path,
-                                     const std::string& where) {
+    static std::filesystem::path run(const YAML::Node& n, const std::string& path, const std::string& where) {
         return std::filesystem::path(convert_scalar<std::string>(n, path, where));
     }
 };
 
 template <class E>
 struct Converter<std::vector<E>> {
-    static std::vector<E> run(const YAML::Node& n, const std::string& path,
-                              const std::string& where) {
+    static std::vector<E> run(const YAML::Node& n, const std::string& path, const std::string& where) {
         if (!n.IsSequence()) {
-            throw ConfigError(fmt::format("config key '{}'{}: expected a list, got {}", path,
-                                          where, node_kind(n)));
+            throw ConfigError(fmt::format("config key '{}'{}: expected a list, got {}", path, where, node_kind(n)));
         }
         std::vector<E> out;
         out.reserve(n.size());
@@ -84,23 +107,20 @@ ConfigReader::ConfigReader(YAML::Node node, std::string path, std::string source
       used_(std::make_shared<std::set<std::string>>()) {
     if (node_.IsDefined() && !node_.IsNull() && !node_.IsMap()) {
         throw ConfigError(fmt::format("config section '{}' in {}: expected a mapping, got {}",
-                                      path_.empty() ? "<root>" : path_, source_,
-                                      node_kind(node_)));
+                                      path_.empty() ? "<root>" : path_, source_, node_kind(node_)));
     }
 }
 
 ConfigReader ConfigReader::load_file(const std::filesystem::path& file) {
     std::error_code ec;
     if (!std::filesystem::is_regular_file(file, ec)) {
-        throw ConfigError(fmt::format("config file '{}' does not exist or is not a file",
-                                      file.string()));
+        throw ConfigError(fmt::format("config file '{}' does not exist or is not a file", file.string()));
     }
     YAML::Node root;
     try {
         root = YAML::LoadFile(file.string());
     } catch (const YAML::Exception& e) {
-        throw ConfigError(fmt::format("config file '{}' is not valid YAML: {}", file.string(),
-                                      e.what()));
+        throw ConfigError(fmt::format("config file '{}' is not valid YAML: {}", file.string(), e.what()));
     }
     return ConfigReader(root, "", file.string());
 }
@@ -115,9 +135,7 @@ ConfigReader ConfigReader::load_string(const std::string& text, std::string sour
     return ConfigReader(root, "", std::move(source));
 }
 
-std::string ConfigReader::key_path(const std::string& key) const {
-    return path_.empty() ? key : path_ + "." + key;
-}
+std::string ConfigReader::key_path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
 
 std::string ConfigReader::where(const YAML::Node& n) const {
     const auto mark = n.Mark();
@@ -143,8 +161,7 @@ template <class T>
 T ConfigReader::get(const std::string& key) const {
     YAML::Node n = lookup(key);
     if (!n.IsDefined() || n.IsNull()) {
-        throw ConfigError(fmt::format("config key '{}' is required but missing ({})",
-                                      key_path(key), source_));
+        throw ConfigError(fmt::format("config key '{}' is required but missing ({})", key_path(key), source_));
     }
     return Converter<T>::run(n, key_path(key), where(n));
 }
@@ -158,11 +175,10 @@ T ConfigReader::get_or(const std::string& key, const T& fallback) const {
 
 ConfigReader ConfigReader::section(const std::string& key) const {
     YAML::Node n = lookup(key);
-    if (!n.IsDefined() || n.IsNull()) return ConfigReader(YAML::Node(YAML::NodeType::Map),
-                                                          key_path(key), source_);
+    if (!n.IsDefined() || n.IsNull()) return ConfigReader(YAML::Node(YAML::NodeType::Map), key_path(key), source_);
     if (!n.IsMap()) {
-        throw ConfigError(fmt::format("config key '{}'{}: expected a mapping, got {}",
-                                      key_path(key), where(n), node_kind(n)));
+        throw ConfigError(
+            fmt::format("config key '{}'{}: expected a mapping, got {}", key_path(key), where(n), node_kind(n)));
     }
     return ConfigReader(n, key_path(key), source_);
 }
@@ -181,15 +197,13 @@ void ConfigReader::finish() const {
     }
     if (unknown.empty()) return;
     std::vector<std::string> known(used_->begin(), used_->end());
-    throw ConfigError(fmt::format("unknown config key{} {} in {} (known keys{}: {})",
-                                  unknown.size() > 1 ? "s" : "",
-                                  fmt::join(unknown, ", "), source_,
-                                  path_.empty() ? "" : " of '" + path_ + "'",
+    throw ConfigError(fmt::format("unknown config key{} {} in {} (known keys{}: {})", unknown.size() > 1 ? "s" : "",
+                                  fmt::join(unknown, ", "), source_, path_.empty() ? "" : " of '" + path_ + "'",
                                   fmt::join(known, ", ")));
 }
 
-#define IPA_CONFIG_INSTANTIATE(T)                                             \
-    template T ConfigReader::get<T>(const std::string&) const;               \
+#define IPA_CONFIG_INSTANTIATE(T)                              \
+    template T ConfigReader::get<T>(const std::string&) const; \
     template T ConfigReader::get_or<T>(const std::string&, const T&) const;
 IPA_CONFIG_INSTANTIATE(bool)
 IPA_CONFIG_INSTANTIATE(int)
@@ -207,8 +221,7 @@ IPA_CONFIG_INSTANTIATE(std::vector<std::string>)
 void apply_override(YAML::Node& root, const std::string& assignment) {
     const auto eq = assignment.find('=');
     if (eq == std::string::npos || eq == 0) {
-        throw ConfigError(fmt::format(
-            "override '{}': expected section.key=value (e.g. optim.lr=5e-5)", assignment));
+        throw ConfigError(fmt::format("override '{}': expected section.key=value (e.g. optim.lr=5e-5)", assignment));
     }
     const std::string path = assignment.substr(0, eq);
     const std::string text = assignment.substr(eq + 1);
@@ -216,8 +229,7 @@ void apply_override(YAML::Node& root, const std::string& assignment) {
     std::stringstream ss(path);
     for (std::string part; std::getline(ss, part, '.');) {
         if (part.empty()) {
-            throw ConfigError(fmt::format("override '{}': empty component in key path '{}'",
-                                          assignment, path));
+            throw ConfigError(fmt::format("override '{}': empty component in key path '{}'", assignment, path));
         }
         parts.push_back(part);
     }
@@ -228,8 +240,7 @@ void apply_override(YAML::Node& root, const std::string& assignment) {
     try {
         value = YAML::Load(text);
     } catch (const YAML::Exception& e) {
-        throw ConfigError(fmt::format("override '{}': value is not valid YAML: {}", assignment,
-                                      e.what()));
+        throw ConfigError(fmt::format("override '{}': value is not valid YAML: {}", assignment, e.what()));
     }
     if (!root.IsDefined() || root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
     std::vector<YAML::Node> chain{root};
@@ -240,8 +251,7 @@ void apply_override(YAML::Node& root, const std::string& assignment) {
             cur[parts[i]] = YAML::Node(YAML::NodeType::Map);
             next = cur[parts[i]];
         } else if (!next.IsMap()) {
-            throw ConfigError(fmt::format("override '{}': '{}' is not a section", assignment,
-                                          parts[i]));
+            throw ConfigError(fmt::format("override '{}': '{}' is not a section", assignment, parts[i]));
         }
         chain.push_back(next);
     }

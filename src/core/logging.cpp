@@ -9,15 +9,13 @@ namespace ipa::log {
 
 spdlog::level::level_enum parse_level(const std::string& name) {
     static const std::pair<const char*, spdlog::level::level_enum> table[] = {
-        {"trace", spdlog::level::trace}, {"debug", spdlog::level::debug},
-        {"info", spdlog::level::info},   {"warn", spdlog::level::warn},
-        {"error", spdlog::level::err},   {"off", spdlog::level::off},
+        {"trace", spdlog::level::trace}, {"debug", spdlog::level::debug}, {"info", spdlog::level::info},
+        {"warn", spdlog::level::warn},   {"error", spdlog::level::err},   {"off", spdlog::level::off},
     };
     for (const auto& [n, l] : table) {
         if (name == n) return l;
     }
-    throw ConfigError(fmt::format(
-        "log level '{}' is not one of trace, debug, info, warn, error, off", name));
+    throw ConfigError(fmt::format("log level '{}' is not one of trace, debug, info, warn, error, off", name));
 }
 
 void init(int rank, const std::string& level, bool all_ranks) {

@@ -31,13 +31,8 @@ Progress::Progress(std::string label, int64_t total, ProgressOptions options)
     if (options_.mode == ProgressOptions::Mode::automatic) tty_ = ::isatty(STDERR_FILENO) != 0;
 }
 
-Progress::Progress(std::string label, int64_t total, ProgressOptions options, std::ostream& out,
-                   Clock clock)
-    : label_(std::move(label)),
-      total_(total),
-      options_(std::move(options)),
-      out_(&out),
-      clock_(std::move(clock)) {
+Progress::Progress(std::string label, int64_t total, ProgressOptions options, std::ostream& out, Clock clock)
+    : label_(std::move(label)), total_(total), options_(std::move(options)), out_(&out), clock_(std::move(clock)) {
     tty_ = options_.mode == ProgressOptions::Mode::bar;
     start_ = clock_();
 }
@@ -52,18 +47,16 @@ Progress::~Progress() {
 std::string Progress::render() const {
     const double elapsed = clock_() - start_;
     const double rate = elapsed > 0 ? static_cast<double>(count_) / elapsed : 0.0;
-    std::string rate_text = rate >= 1.0 || rate == 0.0
-                                ? fmt::format("{:.2f} {}/s", rate, options_.unit)
-                                : fmt::format("{:.2f} s/{}", 1.0 / rate, options_.unit);
+    std::string rate_text = rate >= 1.0 || rate == 0.0 ? fmt::format("{:.2f} {}/s", rate, options_.unit)
+                                                       : fmt::format("{:.2f} s/{}", 1.0 / rate, options_.unit);
     std::string line;
     if (total_ > 0) {
         const double frac = std::min(1.0, static_cast<double>(count_) / total_);
         const int filled = static_cast<int>(frac * options_.bar_width);
         const double eta = rate > 0 ? (total_ - count_) / rate : -1.0;
-        line = fmt::format("{} {:3.0f}%|{}{}| {}/{} [{}<{}, {}]", label_, frac * 100.0,
-                           std::string(filled, '#'), std::string(options_.bar_width - filled, ' '),
-                           count_, total_, format_duration(elapsed), format_duration(eta),
-                           rate_text);
+        line = fmt::format("{} {:3.0f}%|{}{}| {}/{} [{}<{}, {}]", label_, frac * 100.0, std::string(filled, '#'),
+                           std::string(options_.bar_width - filled, ' '), count_, total_, format_duration(elapsed),
+                           format_duration(eta), rate_text);
     } else {
         line = fmt::format("{} {} [{}, {}]", label_, count_, format_duration(elapsed), rate_text);
     }

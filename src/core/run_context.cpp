@@ -1,8 +1,7 @@
 #include "ipa/core/run_context.h"
 
-#include <fmt/format.h>
-
 #include <ATen/Parallel.h>
+#include <fmt/format.h>
 
 #include <cstdlib>
 #include <thread>
@@ -19,8 +18,7 @@ std::optional<int> env_int(const char* name) {
     char* end = nullptr;
     const long x = std::strtol(v, &end, 10);
     if (*end != '\0' || x < 0 || x > 1'000'000) {
-        throw DistError(fmt::format("environment variable {}='{}' is not a valid rank/size",
-                                    name, v));
+        throw DistError(fmt::format("environment variable {}='{}' is not a valid rank/size", name, v));
     }
     return static_cast<int>(x);
 }
@@ -47,8 +45,7 @@ RunContext RunContext::from_env() {
             throw DistError(fmt::format("{} and {} must be set together", s.rank, s.world));
         }
         if (*world < 1 || *rank >= *world) {
-            throw DistError(fmt::format("{}={} is not below {}={}", s.rank, *rank, s.world,
-                                        *world));
+            throw DistError(fmt::format("{}={} is not below {}={}", s.rank, *rank, s.world, *world));
         }
         ctx.rank = *rank;
         ctx.world_size = *world;
@@ -76,17 +73,21 @@ c10::ScalarType parse_dtype(const std::string& name) {
 
 std::string dtype_name(c10::ScalarType dtype) {
     switch (dtype) {
-        case c10::kFloat: return "fp32";
-        case c10::kBFloat16: return "bf16";
-        case c10::kHalf: return "fp16";
-        case c10::kDouble: return "fp64";
-        default: return c10::toString(dtype);
+        case c10::kFloat:
+            return "fp32";
+        case c10::kBFloat16:
+            return "bf16";
+        case c10::kHalf:
+            return "fp16";
+        case c10::kDouble:
+            return "fp64";
+        default:
+            return c10::toString(dtype);
     }
 }
 
 c10::Device parse_device(const std::string& name) {
-    if (name == "auto") return compat::cuda_available() ? c10::Device(c10::kCUDA, 0)
-                                                        : c10::Device(c10::kCPU);
+    if (name == "auto") return compat::cuda_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
     try {
         return c10::Device(name);
     } catch (const std::exception&) {

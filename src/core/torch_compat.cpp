@@ -20,8 +20,7 @@ at::Tensor attention_reference(const at::Tensor& q, const at::Tensor& k, const a
     auto scores = at::matmul(q, k.transpose(-2, -1)) * scale;  // [B, H, Lq, Lk]
     if (attn_mask.has_value() && attn_mask->defined()) {
         if (attn_mask->scalar_type() == at::kBool) {
-            scores = scores.masked_fill(attn_mask->logical_not(),
-                                        -std::numeric_limits<double>::infinity());
+            scores = scores.masked_fill(attn_mask->logical_not(), -std::numeric_limits<double>::infinity());
         } else {
             scores = scores + *attn_mask;
         }
@@ -77,8 +76,7 @@ bool AutocastGuard::is_enabled(c10::DeviceType device) {
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
     return at::autocast::is_autocast_enabled(device);
 #else
-    return device == c10::DeviceType::CUDA ? at::autocast::is_enabled()
-                                           : at::autocast::is_cpu_enabled();
+    return device == c10::DeviceType::CUDA ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
 #endif
 }
 

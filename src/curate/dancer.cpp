@@ -1,8 +1,7 @@
 #include "dancer.h"
 
-#include <opencv2/imgproc.hpp>
-
 #include <cmath>
+#include <opencv2/imgproc.hpp>
 
 namespace ipa::curate::detail {
 namespace {
@@ -16,10 +15,13 @@ struct Named {
     cv::Scalar bgr;
 };
 
-const Named kShirts[] = {{"red", {40, 40, 200}},   {"blue", {190, 90, 40}},    {"green", {60, 160, 50}},
+const Named kShirts[] = {{"red", {40, 40, 200}},     {"blue", {190, 90, 40}},    {"green", {60, 160, 50}},
                          {"yellow", {40, 200, 220}}, {"purple", {150, 50, 130}}, {"orange", {30, 130, 240}}};
-const Named kPants[] = {{"black", {30, 30, 30}}, {"navy", {90, 40, 20}}, {"grey", {120, 120, 120}}, {"brown", {30, 60, 100}}};
-const Named kBackgrounds[] = {{"white", {235, 235, 235}}, {"light blue", {230, 200, 170}}, {"beige", {190, 215, 230}},
+const Named kPants[] = {
+    {"black", {30, 30, 30}}, {"navy", {90, 40, 20}}, {"grey", {120, 120, 120}}, {"brown", {30, 60, 100}}};
+const Named kBackgrounds[] = {{"white", {235, 235, 235}},
+                              {"light blue", {230, 200, 170}},
+                              {"beige", {190, 215, 230}},
                               {"pale green", {190, 230, 200}}};
 const char* const kMotions[] = {"energetically", "slowly", "gracefully", "playfully"};
 
@@ -152,9 +154,11 @@ Dancer make_dancer(Rng& rng, bool textured) {
     d.textured = textured;
     d.motion_name = kMotions[rng.below(4)];
     // Base angles and amplitudes (radians; pixel offsets as fractions of the height).
-    const double base[16] = {0, 0, 0, 0, kPi / 2 + 0.5, 0.5, kPi / 2 - 0.5, -0.5, kPi / 2 + 0.1, -0.15,
-                             kPi / 2 - 0.1, 0.15, 0, 0, 0.15, 0.0};
-    const double amp[16] = {0.03, 0.012, 0.06, 0.12, 0.7, 0.45, 0.7, 0.45, 0.12, 0.15, 0.12, 0.15, 0.35, 0.35, 0.12, 0.3};
+    const double base[16] = {
+        0, 0, 0,    0,  kPi / 2 + 0.5, 0.5, kPi / 2 - 0.5, -0.5, kPi / 2 + 0.1, -0.15, kPi / 2 - 0.1, 0.15,
+        0, 0, 0.15, 0.0};
+    const double amp[16] = {0.03, 0.012, 0.06, 0.12, 0.7,  0.45, 0.7,  0.45,
+                            0.12, 0.15,  0.12, 0.15, 0.35, 0.35, 0.12, 0.3};
     for (int c = 0; c < 16; ++c) {
         d.ch[c].base = base[c];
         for (int k = 0; k < 2; ++k) {
@@ -202,7 +206,8 @@ pose::Person pose_at(const Dancer& d, double t, int height, int width, const std
     return p;
 }
 
-cv::Mat draw_dancer(const Dancer& d, const pose::Person& p, int height, int width, const std::array<HandDraw, 2>& hands) {
+cv::Mat draw_dancer(const Dancer& d, const pose::Person& p, int height, int width,
+                    const std::array<HandDraw, 2>& hands) {
     cv::Mat img(height, width, CV_8UC3, d.background);
     if (d.textured) {
         const int cell = std::max(8, height / 20);

@@ -3,10 +3,9 @@
 // Private: the procedural dancer of synth.cpp (skeleton along smooth trajectories, hands
 // with five fingers, drawing with optional hand defects) and a small portable RNG.
 
-#include <opencv2/core/mat.hpp>
-
 #include <array>
 #include <cstdint>
+#include <opencv2/core/mat.hpp>
 #include <string>
 #include <vector>
 

@@ -126,7 +126,7 @@ std::string ManifestRow::get(const std::string& key, const std::string& fallback
 }
 
 const std::vector<std::string>& standard_columns() {
-    static const std::vector<std::string> cols = {"id", "video", "vace_video", "vace_reference_image",
+    static const std::vector<std::string> cols = {"id",        "video", "vace_video", "vace_reference_image",
                                                   "keypoints", "prompt"};
     return cols;
 }
@@ -135,8 +135,9 @@ Manifest parse_manifest(const std::string& text, const fs::path& source, const f
     const std::string src = source.u8string();
     const auto records = tokenize(text, src);
     if (records.empty())
-        throw DataError(src + ": empty manifest (no header row); hint: the first line names the columns, "
-                              "e.g. id,video,vace_video,vace_reference_image,keypoints,prompt");
+        throw DataError(src +
+                        ": empty manifest (no header row); hint: the first line names the columns, "
+                        "e.g. id,video,vace_video,vace_reference_image,keypoints,prompt");
     Manifest m;
     m.path = source;
     m.columns = records[0].fields;
@@ -162,13 +163,20 @@ Manifest parse_manifest(const std::string& text, const fs::path& source, const f
         for (size_t c = 0; c < m.columns.size(); ++c) {
             const std::string& col = m.columns[c];
             const std::string& v = rec.fields[c];
-            if (col == "id") row.id = v;
-            else if (col == "prompt") row.prompt = v;
-            else if (col == "video") row.video = resolve(v, base_dir);
-            else if (col == "vace_video") row.vace_video = resolve(v, base_dir);
-            else if (col == "vace_reference_image") row.vace_reference_image = resolve(v, base_dir);
-            else if (col == "keypoints") row.keypoints = resolve(v, base_dir);
-            else row.extra[col] = v;
+            if (col == "id")
+                row.id = v;
+            else if (col == "prompt")
+                row.prompt = v;
+            else if (col == "video")
+                row.video = resolve(v, base_dir);
+            else if (col == "vace_video")
+                row.vace_video = resolve(v, base_dir);
+            else if (col == "vace_reference_image")
+                row.vace_reference_image = resolve(v, base_dir);
+            else if (col == "keypoints")
+                row.keypoints = resolve(v, base_dir);
+            else
+                row.extra[col] = v;
         }
         if (row.id.empty()) throw DataError(where + ": empty id");
         if (!ids.insert(row.id).second) throw DataError(where + ": duplicate id '" + row.id + "'");
@@ -178,8 +186,7 @@ Manifest parse_manifest(const std::string& text, const fs::path& source, const f
 }
 
 Manifest read_manifest(const fs::path& csv) {
-    if (!fs::is_regular_file(csv))
-        throw DataError(csv.u8string() + ": manifest not found (or not a regular file)");
+    if (!fs::is_regular_file(csv)) throw DataError(csv.u8string() + ": manifest not found (or not a regular file)");
     const fs::path base = fs::absolute(csv).parent_path();
     return parse_manifest(read_file(csv), csv, base);
 }
@@ -210,13 +217,20 @@ void write_manifest(const fs::path& csv, const Manifest& m) {
         for (size_t c = 0; c < cols.size(); ++c) {
             const std::string& col = cols[c];
             std::string v;
-            if (col == "id") v = row.id;
-            else if (col == "prompt") v = row.prompt;
-            else if (col == "video") v = relative_string(row.video, dir);
-            else if (col == "vace_video") v = relative_string(row.vace_video, dir);
-            else if (col == "vace_reference_image") v = relative_string(row.vace_reference_image, dir);
-            else if (col == "keypoints") v = relative_string(row.keypoints, dir);
-            else v = row.get(col);
+            if (col == "id")
+                v = row.id;
+            else if (col == "prompt")
+                v = row.prompt;
+            else if (col == "video")
+                v = relative_string(row.video, dir);
+            else if (col == "vace_video")
+                v = relative_string(row.vace_video, dir);
+            else if (col == "vace_reference_image")
+                v = relative_string(row.vace_reference_image, dir);
+            else if (col == "keypoints")
+                v = relative_string(row.keypoints, dir);
+            else
+                v = row.get(col);
             out << (c ? "," : "") << quote(v);
         }
         out << '\n';

@@ -36,8 +36,7 @@ PairStats pair_statistics(const std::vector<CandidateScore>& scores, const Score
     std::map<std::string, std::vector<const CandidateScore*>> groups;
     std::set<std::string> ids;
     for (const auto& s : scores) {
-        if (!ids.insert(s.id).second)
-            throw DataError("pair statistics: duplicate candidate id '" + s.id + "'");
+        if (!ids.insert(s.id).second) throw DataError("pair statistics: duplicate candidate id '" + s.id + "'");
         groups[s.group.empty() ? "\x01" + s.id : s.group].push_back(&s);
     }
     PairStats st;
@@ -58,11 +57,14 @@ PairStats pair_statistics(const std::vector<CandidateScore>& scores, const Score
                     const Quality qa = window_quality(a, w * len, (w + 1) * len, cfg.threshold);
                     const Quality qb = window_quality(b, w * len, (w + 1) * len, cfg.threshold);
                     ++st.windows;
-                    if (qa == Quality::Good && qb == Quality::Good) ++st.both_good;
-                    else if (qa == Quality::Bad && qb == Quality::Bad) ++st.both_bad;
+                    if (qa == Quality::Good && qb == Quality::Good)
+                        ++st.both_good;
+                    else if (qa == Quality::Bad && qb == Quality::Bad)
+                        ++st.both_bad;
                     else if ((qa == Quality::Good && qb == Quality::Bad) || (qa == Quality::Bad && qb == Quality::Good))
                         ++st.strict, any_strict = true;
-                    else ++st.mixed;
+                    else
+                        ++st.mixed;
                 }
                 if (any_strict) ++st.strict_pairs;
             }
@@ -78,8 +80,8 @@ std::string format_pair_stats(const PairStats& s) {
       << "  both bad  (case 2): " << s.both_bad << " (" << percent(s.both_bad, s.windows) << ")\n"
       << "  mixed     (case 3): " << s.mixed << " (" << percent(s.mixed, s.windows) << ")\n"
       << "  strict    (case 4): " << s.strict << " (" << percent(s.strict, s.windows) << ")\n"
-      << "DPO pairs that would exist: " << s.strict << " (strict windows, from " << s.strict_pairs << " of "
-      << s.pairs << " candidate pairs = " << percent(s.strict_pairs, s.pairs) << ")\n";
+      << "DPO pairs that would exist: " << s.strict << " (strict windows, from " << s.strict_pairs << " of " << s.pairs
+      << " candidate pairs = " << percent(s.strict_pairs, s.pairs) << ")\n";
     return o.str();
 }
 

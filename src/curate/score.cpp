@@ -1,10 +1,10 @@
 #include "ipa/curate/score.h"
 
-#include <opencv2/imgproc.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cmath>
+#include <opencv2/imgproc.hpp>
 #include <optional>
 
 #include "ipa/core/config.h"
@@ -197,17 +197,15 @@ ScoreConfig ScoreConfig::from_yaml(const fs::path& file) {
 }
 
 void ScoreConfig::check() const {
-    auto bad = [](const std::string& key, const std::string& why) {
-        throw ConfigError("score." + key + ": " + why);
-    };
+    auto bad = [](const std::string& key, const std::string& why) { throw ConfigError("score." + key + ": " + why); };
     if (!std::isfinite(threshold) || threshold < 0 || threshold > 1) bad("threshold", "must be in [0, 1]");
     if (!std::isfinite(point_threshold) || point_threshold < 0 || point_threshold >= 1)
         bad("point_threshold", "must be in [0, 1)");
     if (min_points < 1 || min_points > 21) bad("min_points", "must be in 1..21");
     if (!std::isfinite(hand_padding) || hand_padding < 0) bad("hand_padding", "must be >= 0");
     const std::pair<const char*, double> ws[] = {{"confidence", w_confidence}, {"finger", w_finger},
-                                                {"visibility", w_visibility}, {"jitter", w_jitter},
-                                                {"accel", w_accel},           {"sharpness", w_sharpness}};
+                                                 {"visibility", w_visibility}, {"jitter", w_jitter},
+                                                 {"accel", w_accel},           {"sharpness", w_sharpness}};
     double total = 0;
     for (const auto& [k, v] : ws) {
         if (!std::isfinite(v) || v < 0) bad(std::string("weights.") + k, "must be a finite number >= 0");
@@ -215,8 +213,8 @@ void ScoreConfig::check() const {
     }
     if (total <= 0) bad("weights", "at least one weight must be > 0");
     const std::pair<const char*, const Ramp*> rs[] = {{"confidence", &confidence}, {"finger", &finger},
-                                                     {"visibility", &visibility}, {"jitter", &jitter},
-                                                     {"accel", &accel},           {"sharpness", &sharpness}};
+                                                      {"visibility", &visibility}, {"jitter", &jitter},
+                                                      {"accel", &accel},           {"sharpness", &sharpness}};
     for (const auto& [k, r] : rs)
         if (!std::isfinite(r->bad) || !std::isfinite(r->good) || r->bad == r->good)
             bad(std::string("ramps.") + k, "bad and good must be finite and differ");
@@ -230,8 +228,10 @@ double laplacian_variance(const cv::Mat& image, const cv::Rect& roi) {
     // neighbours (borders are replicated only at the image's edge), for BGR and gray alike.
     const cv::Rect outer = cv::Rect(r.x - 1, r.y - 1, r.width + 2, r.height + 2) & bounds;
     cv::Mat gray;
-    if (image.channels() == 3) cv::cvtColor(image(outer), gray, cv::COLOR_BGR2GRAY);
-    else gray = image(outer).clone();
+    if (image.channels() == 3)
+        cv::cvtColor(image(outer), gray, cv::COLOR_BGR2GRAY);
+    else
+        gray = image(outer).clone();
     cv::Mat lap;
     cv::Laplacian(gray, lap, CV_64F, 1, 1, 0, cv::BORDER_REPLICATE);
     cv::Scalar mean, sd;
@@ -289,7 +289,8 @@ CandidateScore score_candidate(const std::string& id, const std::string& group, 
                     fmin_finger = std::min(fmin_finger, weakest_finger(*kp));
                     std::vector<pose::Keypoint> scaled_kp(*kp);
                     for (auto& k : scaled_kp) k.x = float(k.x * sx), k.y = float(k.y * sy);
-                    if (auto box = pose::hand_box(scaled_kp, H, W, box_opts)) fhand += laplacian_variance(frames[t], *box);
+                    if (auto box = pose::hand_box(scaled_kp, H, W, box_opts))
+                        fhand += laplacian_variance(frames[t], *box);
                 }
                 hands[t].push_back(std::move(h));
             }
@@ -375,8 +376,9 @@ std::vector<CandidateScore> score_manifest(const Manifest& m, const ScoreConfig&
         const std::string who = m.path.u8string() + ": row '" + row.id + "'";
         if (row.video.empty()) throw DataError(who + ": no video (the `video` column is absent or blank)");
         if (row.keypoints.empty())
-            throw DataError(who + ": no keypoints (the `keypoints` column is absent or blank); hint: run DWPose on "
-                                  "the candidate videos first");
+            throw DataError(who +
+                            ": no keypoints (the `keypoints` column is absent or blank); hint: run DWPose on "
+                            "the candidate videos first");
         std::vector<cv::Mat> frames;
         pose::PoseSequence kp;
         try {

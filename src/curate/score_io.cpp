@@ -1,9 +1,8 @@
 // scores.csv / scores.json writing and reading.
 
-#include <nlohmann/json.hpp>
-
 #include <cmath>
 #include <iomanip>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
@@ -33,8 +32,8 @@ std::string num(double v) {
     return o.str();
 }
 
-const char* const kFrameKeys[] = {"hand_confidence", "visible_fraction", "hand_sharpness", "body_sharpness",
-                                  "jitter",          "finger_confidence", "accel",        "score"};
+const char* const kFrameKeys[] = {"hand_confidence", "visible_fraction",  "hand_sharpness", "body_sharpness",
+                                  "jitter",          "finger_confidence", "accel",          "score"};
 
 double* frame_field(FrameScore& f, const std::string& k) {
     if (k == "hand_confidence") return &f.hand_confidence;
@@ -77,8 +76,12 @@ void write_scores(const fs::path& out_dir, const std::vector<CandidateScore>& sc
             for (const char* k : kFrameKeys) jf[k] = finite(*frame_field(copy, k));
             frames.push_back(std::move(jf));
         }
-        arr.push_back({{"id", s.id}, {"group", s.group}, {"score", finite(s.score)}, {"pass", s.pass},
-                       {"stats", std::move(stats)}, {"frames", std::move(frames)}});
+        arr.push_back({{"id", s.id},
+                       {"group", s.group},
+                       {"score", finite(s.score)},
+                       {"pass", s.pass},
+                       {"stats", std::move(stats)},
+                       {"frames", std::move(frames)}});
     }
     const json doc = {{"format", "ipa-curate-scores"}, {"version", 1}, {"candidates", std::move(arr)}};
     fs::create_directories(out_dir);
@@ -98,8 +101,9 @@ std::vector<CandidateScore> read_scores(const fs::path& scores_json) {
     std::string where = src;
     try {
         if (!doc.is_object() || doc.value("format", "") != "ipa-curate-scores")
-            throw DataError(src + ": not a scores file (expected \"format\": \"ipa-curate-scores\"); hint: write it "
-                                  "with `ipa-curate score`");
+            throw DataError(src +
+                            ": not a scores file (expected \"format\": \"ipa-curate-scores\"); hint: write it "
+                            "with `ipa-curate score`");
         const auto& arr = doc.at("candidates");
         for (size_t i = 0; i < arr.size(); ++i) {
             where = src + ": candidates[" + std::to_string(i) + "]";

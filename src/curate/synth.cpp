@@ -1,10 +1,10 @@
 #include "ipa/curate/synth.h"
 
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "dancer.h"
 #include "ipa/core/atomic_file.h"
@@ -99,7 +99,8 @@ SynthReport synth_dataset(const fs::path& out_dir, const SynthOptions& o) {
     wopts.fps = o.fps;
     Manifest m;
     m.path = out_dir / "candidates.csv";
-    m.columns = {"id", "group", "video", "vace_video", "vace_reference_image", "keypoints", "prompt", "label", "defect"};
+    m.columns = {"id",        "group",  "video", "vace_video", "vace_reference_image",
+                 "keypoints", "prompt", "label", "defect"};
     SynthReport rep;
     rep.manifest = fs::absolute(m.path);
     const fs::path root = fs::absolute(out_dir);
@@ -122,9 +123,10 @@ SynthReport synth_dataset(const fs::path& out_dir, const SynthOptions& o) {
         media::write_frames_bgr(pose_video, pose::render_pose_video(gt, H, W), wopts);
         const fs::path reference = dir / "reference.png";
         imwrite_checked(reference, detail::draw_dancer(d, gt.frames[0].people[0], H, W));
-        const std::string prompt = "A person in a " + d.shirt_name + " shirt and " + d.pants_name + " trousers dances " +
-                                   d.motion_name + " in front of a " + (d.textured ? "\"checkered\" " : "plain ") +
-                                   d.background_name + " wall, full body, both hands visible";
+        const std::string prompt = "A person in a " + d.shirt_name + " shirt and " + d.pants_name +
+                                   " trousers dances " + d.motion_name + " in front of a " +
+                                   (d.textured ? "\"checkered\" " : "plain ") + d.background_name +
+                                   " wall, full body, both hands visible";
         write_file_atomic(dir / "prompt.txt", prompt + "\n");
 
         for (int k = 0; k < o.candidates; ++k) {

@@ -18,12 +18,13 @@ namespace fs = std::filesystem;
 void CachedSample::validate(const std::string& where) const {
     auto bad = [&](const std::string& what) { throw DataError(fmt::format("cached sample {}: {}", where, what)); };
     if (!latents.defined() || latents.dim() != 4) {
-        bad(fmt::format("latents must be [C, T, h, w], got {}", latents.defined() ? c10::str(latents.sizes()) : "nothing"));
+        bad(fmt::format("latents must be [C, T, h, w], got {}",
+                        latents.defined() ? c10::str(latents.sizes()) : "nothing"));
     }
     const int64_t t = latents.size(1), h = latents.size(2), w = latents.size(3);
     if (ref_frames < 0 || ref_frames >= t) bad(fmt::format("ref_frames {} must be in [0, {})", ref_frames, t));
-    if (vace_context.defined() && (vace_context.dim() != 4 || vace_context.size(1) != t ||
-                                   vace_context.size(2) != h || vace_context.size(3) != w)) {
+    if (vace_context.defined() && (vace_context.dim() != 4 || vace_context.size(1) != t || vace_context.size(2) != h ||
+                                   vace_context.size(3) != w)) {
         bad(fmt::format("vace_context {} does not match latents {} in (T, h, w)", c10::str(vace_context.sizes()),
                         c10::str(latents.sizes())));
     }
@@ -35,7 +36,8 @@ void CachedSample::validate(const std::string& where) const {
         }
     }
     if (!context.defined() || context.dim() != 2 || context.size(0) < 1) {
-        bad(fmt::format("context must be [L, text_dim], got {}", context.defined() ? c10::str(context.sizes()) : "nothing"));
+        bad(fmt::format("context must be [L, text_dim], got {}",
+                        context.defined() ? c10::str(context.sizes()) : "nothing"));
     }
     for (const auto* t_ : {&latents, &vace_context, &hand_mask, &context}) {
         if (t_->defined() && t_->is_floating_point() && !torch::isfinite(*t_).all().item<bool>()) {
@@ -72,18 +74,21 @@ CachedSample load_cached_sample(const fs::path& file) {
     const auto& meta = f.metadata();
     const auto format = meta.count("format") ? meta.at("format") : "";
     if (format != kCacheFormat) {
-        throw DataError(fmt::format("cached sample '{}' has format '{}', expected '{}' (stale cache? delete it to rebuild)",
-                                    file.string(), format, kCacheFormat));
+        throw DataError(
+            fmt::format("cached sample '{}' has format '{}', expected '{}' (stale cache? delete it to rebuild)",
+                        file.string(), format, kCacheFormat));
     }
     for (const char* need : {"latents", "context"}) {
-        if (!f.contains(need)) throw DataError(fmt::format("cached sample '{}' has no '{}' tensor", file.string(), need));
+        if (!f.contains(need))
+            throw DataError(fmt::format("cached sample '{}' has no '{}' tensor", file.string(), need));
     }
     s.meta = meta;
     s.id = meta.count("id") ? meta.at("id") : file.stem().string();
     try {
         s.ref_frames = meta.count("ref_frames") ? std::stoll(meta.at("ref_frames")) : 1;
     } catch (const std::exception&) {
-        throw DataError(fmt::format("cached sample '{}': ref_frames '{}' is not a number", file.string(), meta.at("ref_frames")));
+        throw DataError(
+            fmt::format("cached sample '{}': ref_frames '{}' is not a number", file.string(), meta.at("ref_frames")));
     }
     // Copies: training must not hold every sample's mapping open.
     s.latents = f.tensor("latents").to(torch::kFloat).clone();
@@ -119,7 +124,8 @@ void CacheIndex::write(const fs::path& dir) const {
     nlohmann::json j;
     j["format"] = kCacheFormat;
     j["samples"] = nlohmann::json::array();
-    for (const auto& e : entries) j["samples"].push_back({{"id", e.id}, {"file", e.file}, {"latent_shape", e.latent_shape}});
+    for (const auto& e : entries)
+        j["samples"].push_back({{"id", e.id}, {"file", e.file}, {"latent_shape", e.latent_shape}});
     j["meta"] = meta;
     write_file_atomic(dir / "index.json", j.dump(2) + "\n");
 }
@@ -148,10 +154,11 @@ Batch collate(const std::vector<CachedSample>& samples) {
     int64_t max_len = 0;
     for (const auto& s : samples) {
         if (s.latents.sizes() != samples[0].latents.sizes() || s.ref_frames != b.ref_frames) {
-            throw DataError(fmt::format("batch mixes sample '{}' (latents {}, ref_frames {}) with '{}' (latents {}, "
-                                        "ref_frames {}); use batch_size 1 or samples of one size",
-                                        s.id, c10::str(s.latents.sizes()), s.ref_frames, samples[0].id,
-                                        c10::str(samples[0].latents.sizes()), b.ref_frames));
+            throw DataError(
+                fmt::format("batch mixes sample '{}' (latents {}, ref_frames {}) with '{}' (latents {}, "
+                            "ref_frames {}); use batch_size 1 or samples of one size",
+                            s.id, c10::str(s.latents.sizes()), s.ref_frames, samples[0].id,
+                            c10::str(samples[0].latents.sizes()), b.ref_frames));
         }
         if (s.vace_context.defined() != samples[0].vace_context.defined() ||
             s.hand_mask.defined() != samples[0].hand_mask.defined()) {
@@ -193,8 +200,9 @@ std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch, int ra
 CacheIndex make_synthetic_cache(const fs::path& dir, const SyntheticOptions& o) {
     if (o.samples < 1 || o.video_frames < 1 || o.height < 1 || o.width < 1 || o.text_len < 1 ||
         (o.vace_channels != 0 && o.vace_channels <= o.latent_channels)) {
-        throw ConfigError("synthetic cache: samples, frames, sizes and text_len must be positive and "
-                          "vace_channels 0 or larger than latent_channels");
+        throw ConfigError(
+            "synthetic cache: samples, frames, sizes and text_len must be positive and "
+            "vace_channels 0 or larger than latent_channels");
     }
     fs::create_directories(dir);
     auto gen = at::detail::createCPUGenerator(o.seed);
@@ -222,9 +230,9 @@ CacheIndex make_synthetic_cache(const fs::path& dir, const SyntheticOptions& o) 
         }
         s.hand_mask = torch::cat(frames, 0).unsqueeze(0);  // [1, T_video, h, w]
         if (o.vace_channels > 0) {
-            s.vace_context = torch::cat({s.latents * 0.5, torch::randn({o.vace_channels - o.latent_channels, t,
-                                                                       o.height, o.width}, gen) * 0.1},
-                                        0);
+            s.vace_context = torch::cat(
+                {s.latents * 0.5, torch::randn({o.vace_channels - o.latent_channels, t, o.height, o.width}, gen) * 0.1},
+                0);
         }
         s.context = torch::randn({o.text_len, o.text_dim}, gen);
         s.ref_frames = 1;

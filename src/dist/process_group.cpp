@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-
 #include <torch/torch.h>
 
 // LibTorch's c10d headers are guarded by the macros its own build defines.
@@ -47,9 +46,7 @@ std::string message_of(const std::exception& e) {
     return e.what();
 }
 
-bool is_loopback(const std::string& host) {
-    return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1";
-}
+bool is_loopback(const std::string& host) { return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1"; }
 
 }  // namespace
 
@@ -60,7 +57,8 @@ ProcessGroup::~ProcessGroup() = default;
 
 std::unique_ptr<ProcessGroup> ProcessGroup::create(const RunContext& ctx, const DistOptions& opts) {
     if (opts.timeout_s <= 0) throw ConfigError(fmt::format("dist.timeout_s must be positive, got {}", opts.timeout_s));
-    if (opts.bucket_mb <= 0) throw ConfigError(fmt::format("dist bucket size must be positive, got {}", opts.bucket_mb));
+    if (opts.bucket_mb <= 0)
+        throw ConfigError(fmt::format("dist bucket size must be positive, got {}", opts.bucket_mb));
     const int64_t bucket_bytes = opts.bucket_mb << 20;
     if (ctx.world_size <= 1) {
         return std::unique_ptr<ProcessGroup>(new ProcessGroup(0, 1, "local", nullptr, bucket_bytes));
@@ -72,22 +70,25 @@ std::unique_ptr<ProcessGroup> ProcessGroup::create(const RunContext& ctx, const 
     }
 #ifndef IPA_WITH_GLOO
     if (backend == "gloo") {
-        throw DistError("dist.backend gloo: this build of ipa has no Gloo (its headers were not found at configure "
-                        "time; install libgloo-dev or use a LibTorch that ships them)");
+        throw DistError(
+            "dist.backend gloo: this build of ipa has no Gloo (its headers were not found at configure "
+            "time; install libgloo-dev or use a LibTorch that ships them)");
     }
 #endif
 #ifndef IPA_WITH_NCCL
     if (backend == "nccl") {
-        throw DistError("dist.backend nccl: this build of ipa has no NCCL (LibTorch without USE_C10D_NCCL, or built "
-                        "with IPA_WITH_NCCL=OFF); use dist.backend: gloo or rebuild against a CUDA LibTorch");
+        throw DistError(
+            "dist.backend nccl: this build of ipa has no NCCL (LibTorch without USE_C10D_NCCL, or built "
+            "with IPA_WITH_NCCL=OFF); use dist.backend: gloo or rebuild against a CUDA LibTorch");
     }
 #endif
     const std::string addr = env_or_empty("MASTER_ADDR");
     const std::string port_s = env_or_empty("MASTER_PORT");
     if (addr.empty() || port_s.empty()) {
-        throw DistError(fmt::format("WORLD_SIZE={} but MASTER_ADDR/MASTER_PORT are not set; launch with "
-                                    "`torchrun --nproc-per-node N --no-python ipa-train ...` or set them",
-                                    ctx.world_size));
+        throw DistError(
+            fmt::format("WORLD_SIZE={} but MASTER_ADDR/MASTER_PORT are not set; launch with "
+                        "`torchrun --nproc-per-node N --no-python ipa-train ...` or set them",
+                        ctx.world_size));
     }
     char* end = nullptr;
     const long port = std::strtol(port_s.c_str(), &end, 10);
@@ -132,10 +133,10 @@ std::unique_ptr<ProcessGroup> ProcessGroup::create(const RunContext& ctx, const 
     } catch (const Error&) {
         throw;
     } catch (const std::exception& e) {
-        throw DistError(fmt::format("rank {}/{}: could not open the {} process group at {}:{}: {} (waited up to {} s "
-                                    "for all {} ranks; are they all started, with the same MASTER_ADDR/MASTER_PORT?)",
-                                    ctx.rank, ctx.world_size, backend, addr, port, message_of(e), opts.timeout_s,
-                                    ctx.world_size));
+        throw DistError(
+            fmt::format("rank {}/{}: could not open the {} process group at {}:{}: {} (waited up to {} s "
+                        "for all {} ranks; are they all started, with the same MASTER_ADDR/MASTER_PORT?)",
+                        ctx.rank, ctx.world_size, backend, addr, port, message_of(e), opts.timeout_s, ctx.world_size));
     }
     auto pg = std::unique_ptr<ProcessGroup>(
         new ProcessGroup(ctx.rank, ctx.world_size, backend, std::move(impl), bucket_bytes));
@@ -145,10 +146,10 @@ std::unique_ptr<ProcessGroup> ProcessGroup::create(const RunContext& ctx, const 
 }
 
 void ProcessGroup::fail_(const std::string& what, const std::exception& e) const {
-    throw DistError(fmt::format("rank {}/{}: collective '{}' ({}) failed: {} — another rank probably died, hung past "
-                                "dist.timeout_s ({} s) or reached a different point of the run",
-                                rank_, world_, what, backend_, message_of(e),
-                                impl_ ? impl_->timeout.count() / 1000 : 0));
+    throw DistError(
+        fmt::format("rank {}/{}: collective '{}' ({}) failed: {} — another rank probably died, hung past "
+                    "dist.timeout_s ({} s) or reached a different point of the run",
+                    rank_, world_, what, backend_, message_of(e), impl_ ? impl_->timeout.count() / 1000 : 0));
 }
 
 void ProcessGroup::all_reduce_mean(const std::vector<at::Tensor>& tensors, const std::string& what) {

@@ -36,9 +36,10 @@ protected:
         sigmas_.push_back(0.0f);
         sigma_t_ = torch::tensor(sigmas_, torch::kFloat32);
         if (integer_timesteps && timesteps_.size() > 1 && timesteps_[0] == timesteps_[1]) {
-            spdlog::warn("sampler: the first two timesteps are both {}; the reference code would start at its second "
-                         "step (and overrun its schedule) — this run starts at the first",
-                         timesteps_[0]);
+            spdlog::warn(
+                "sampler: the first two timesteps are both {}; the reference code would start at its second "
+                "step (and overrun its schedule) — this run starts at the first",
+                timesteps_[0]);
         }
     }
     /// σ_k, α_k = 1 − σ_k, λ_k = ln α_k − ln σ_k (λ = +inf at σ = 0), float32.
@@ -54,9 +55,7 @@ protected:
         TORCH_CHECK(v.sizes() == x.sizes(), "sampler: velocity ", v.sizes(), " and sample ", x.sizes(), " differ");
     }
     /// Data prediction m = x − σ_i·v (the reference's convert_model_output for flow_prediction).
-    at::Tensor data_prediction_(const at::Tensor& v, const at::Tensor& x) const {
-        return x - at_(index_).sigma * v;
-    }
+    at::Tensor data_prediction_(const at::Tensor& v, const at::Tensor& x) const { return x - at_(index_).sigma * v; }
     at::Tensor sigma_t_;  ///< float32 [N + 1]
 };
 
@@ -76,7 +75,7 @@ public:
         m_prev2_ = m_prev1_;  // history of data predictions: [m_{i-1}, m_i]
         m_prev1_ = m;
         int64_t order = std::min<int64_t>(2, num_steps() - i);  // lower_order_final
-        order = std::min(order, lower_order_nums_ + 1);          // warm-up
+        order = std::min(order, lower_order_nums_ + 1);         // warm-up
         this_order_ = order;
         last_sample_ = corrected;
         auto next = predictor_(corrected, order);
@@ -213,9 +212,12 @@ SamplerKind parse_sampler(const std::string& name) {
 
 const char* to_string(SamplerKind kind) {
     switch (kind) {
-        case SamplerKind::unipc: return "unipc";
-        case SamplerKind::dpmpp: return "dpm++";
-        case SamplerKind::euler: return "euler";
+        case SamplerKind::unipc:
+            return "unipc";
+        case SamplerKind::dpmpp:
+            return "dpm++";
+        case SamplerKind::euler:
+            return "euler";
     }
     return "?";
 }
@@ -233,9 +235,12 @@ std::vector<double> sampler_sigmas(SamplerKind kind, int64_t steps, double shift
 
 std::unique_ptr<FlowSampler> make_sampler(const SamplerOptions& opts) {
     switch (opts.kind) {
-        case SamplerKind::unipc: return std::make_unique<UniPCSampler>(opts);
-        case SamplerKind::dpmpp: return std::make_unique<DPMPPSampler>(opts);
-        case SamplerKind::euler: return std::make_unique<EulerSampler>(opts);
+        case SamplerKind::unipc:
+            return std::make_unique<UniPCSampler>(opts);
+        case SamplerKind::dpmpp:
+            return std::make_unique<DPMPPSampler>(opts);
+        case SamplerKind::euler:
+            return std::make_unique<EulerSampler>(opts);
     }
     throw ConfigError("unknown sampler");
 }

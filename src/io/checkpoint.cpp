@@ -49,9 +49,8 @@ void Checkpoint::add_shard(SafetensorsFile shard, const fs::path& origin) {
         const auto& name = shard.tensors()[i].name;
         if (where_.count(name)) {
             const auto& other = shards_[where_[name].source].path();
-            throw CheckpointError(fmt::format("checkpoint '{}': tensor '{}' is in both '{}' and '{}'",
-                                              origin.string(), name, other.string(),
-                                              shard.path().string()));
+            throw CheckpointError(fmt::format("checkpoint '{}': tensor '{}' is in both '{}' and '{}'", origin.string(),
+                                              name, other.string(), shard.path().string()));
         }
         where_[name] = Where{source, i};
     }
@@ -72,23 +71,25 @@ Checkpoint Checkpoint::open(const fs::path& path) {
         std::vector<fs::path> indexes;
         for (const auto& e : fs::directory_iterator(path)) {
             const auto name = e.path().filename().string();
-            if (ends_with(name, ".safetensors.index.json")) indexes.push_back(e.path());
-            else if (ends_with(name, ".safetensors") && e.is_regular_file()) files.push_back(e.path());
+            if (ends_with(name, ".safetensors.index.json"))
+                indexes.push_back(e.path());
+            else if (ends_with(name, ".safetensors") && e.is_regular_file())
+                files.push_back(e.path());
         }
         std::sort(indexes.begin(), indexes.end());
         std::sort(files.begin(), files.end());
         if (indexes.size() > 1) {
             std::vector<std::string> names;
             for (const auto& i : indexes) names.push_back(i.filename().string());
-            throw CheckpointError(fmt::format(
-                "checkpoint directory '{}' has {} shard indexes ({}); pass the one to use",
-                path.string(), indexes.size(), fmt::join(names, ", ")));
+            throw CheckpointError(
+                fmt::format("checkpoint directory '{}' has {} shard indexes ({}); pass the one to use", path.string(),
+                            indexes.size(), fmt::join(names, ", ")));
         }
-        if (indexes.size() == 1) index = indexes[0];
+        if (indexes.size() == 1)
+            index = indexes[0];
         else if (files.empty()) {
             throw CheckpointError(fmt::format(
-                "checkpoint directory '{}' has no *.safetensors or *.safetensors.index.json",
-                path.string()));
+                "checkpoint directory '{}' has no *.safetensors or *.safetensors.index.json", path.string()));
         }
     } else if (ends_with(path.filename().string(), ".json")) {
         index = path;
@@ -115,17 +116,18 @@ Checkpoint Checkpoint::open(const fs::path& path) {
         for (const auto& file : shard_names) {
             const fs::path shard_path = dir / file;
             if (!fs::exists(shard_path, ec)) {
-                throw CheckpointError(fmt::format("shard index '{}' names '{}', which does not exist",
-                                                  index.string(), shard_path.string()));
+                throw CheckpointError(fmt::format("shard index '{}' names '{}', which does not exist", index.string(),
+                                                  shard_path.string()));
             }
             ck.add_shard(SafetensorsFile::open(shard_path), index);
         }
         for (const auto& [tensor, file] : idx.weight_map) {
             const auto it = ck.where_.find(tensor);
             if (it == ck.where_.end() || ck.shards_[it->second.source].path().filename() != file) {
-                throw CheckpointError(fmt::format("shard index '{}' puts '{}' in '{}', but that "
-                                                  "shard does not contain it",
-                                                  index.string(), tensor, file));
+                throw CheckpointError(
+                    fmt::format("shard index '{}' puts '{}' in '{}', but that "
+                                "shard does not contain it",
+                                index.string(), tensor, file));
             }
         }
         for (const auto& [k, v] : idx.metadata) ck.metadata_.emplace(k, v);
@@ -140,8 +142,7 @@ Checkpoint Checkpoint::from_tensors(NamedTensors tensors, std::string descriptio
     ck.description_ = std::move(description);
     for (std::size_t i = 0; i < tensors.size(); ++i) {
         if (!ck.where_.emplace(tensors[i].first, Where{-1, i}).second) {
-            throw CheckpointError(fmt::format("{}: duplicate tensor name '{}'", ck.description_,
-                                              tensors[i].first));
+            throw CheckpointError(fmt::format("{}: duplicate tensor name '{}'", ck.description_, tensors[i].first));
         }
     }
     ck.memory_ = std::move(tensors);
@@ -168,8 +169,7 @@ std::vector<TensorMeta> Checkpoint::entries() const {
         }
         out.push_back(std::move(m));
     }
-    std::sort(out.begin(), out.end(),
-              [](const TensorMeta& a, const TensorMeta& b) { return a.name < b.name; });
+    std::sort(out.begin(), out.end(), [](const TensorMeta& a, const TensorMeta& b) { return a.name < b.name; });
     return out;
 }
 

@@ -20,11 +20,16 @@ struct DTypeInfo {
 };
 
 constexpr DTypeInfo kTable[] = {
-    {StoredDType::F64, "F64", 8, c10::kDouble},      {StoredDType::F32, "F32", 4, c10::kFloat},
-    {StoredDType::F16, "F16", 2, c10::kHalf},        {StoredDType::BF16, "BF16", 2, c10::kBFloat16},
-    {StoredDType::I64, "I64", 8, c10::kLong},        {StoredDType::I32, "I32", 4, c10::kInt},
-    {StoredDType::I16, "I16", 2, c10::kShort},       {StoredDType::I8, "I8", 1, c10::kChar},
-    {StoredDType::U8, "U8", 1, c10::kByte},          {StoredDType::BOOL, "BOOL", 1, c10::kBool},
+    {StoredDType::F64, "F64", 8, c10::kDouble},
+    {StoredDType::F32, "F32", 4, c10::kFloat},
+    {StoredDType::F16, "F16", 2, c10::kHalf},
+    {StoredDType::BF16, "BF16", 2, c10::kBFloat16},
+    {StoredDType::I64, "I64", 8, c10::kLong},
+    {StoredDType::I32, "I32", 4, c10::kInt},
+    {StoredDType::I16, "I16", 2, c10::kShort},
+    {StoredDType::I8, "I8", 1, c10::kChar},
+    {StoredDType::U8, "U8", 1, c10::kByte},
+    {StoredDType::BOOL, "BOOL", 1, c10::kBool},
     {StoredDType::F8_E4M3, "F8_E4M3", 1, c10::kFloat},
     {StoredDType::F8_E5M2, "F8_E5M2", 1, c10::kFloat},
 };
@@ -41,8 +46,7 @@ float decode_one(uint8_t v, int mbits, int bias, bool e4m3fn) {
     if (e4m3fn) {
         if (exp == 0xF && man == 0x7) return std::numeric_limits<float>::quiet_NaN();
     } else if (exp == (1 << ebits) - 1) {
-        out = man == 0 ? std::numeric_limits<float>::infinity()
-                       : std::numeric_limits<float>::quiet_NaN();
+        out = man == 0 ? std::numeric_limits<float>::infinity() : std::numeric_limits<float>::quiet_NaN();
         return neg ? -out : out;
     }
     if (exp == 0) {
@@ -77,19 +81,28 @@ c10::ScalarType loaded_scalar_type(StoredDType d) { return info(d).loaded; }
 
 StoredDType stored_dtype_for(c10::ScalarType t) {
     switch (t) {
-        case c10::kDouble: return StoredDType::F64;
-        case c10::kFloat: return StoredDType::F32;
-        case c10::kHalf: return StoredDType::F16;
-        case c10::kBFloat16: return StoredDType::BF16;
-        case c10::kLong: return StoredDType::I64;
-        case c10::kInt: return StoredDType::I32;
-        case c10::kShort: return StoredDType::I16;
-        case c10::kChar: return StoredDType::I8;
-        case c10::kByte: return StoredDType::U8;
-        case c10::kBool: return StoredDType::BOOL;
+        case c10::kDouble:
+            return StoredDType::F64;
+        case c10::kFloat:
+            return StoredDType::F32;
+        case c10::kHalf:
+            return StoredDType::F16;
+        case c10::kBFloat16:
+            return StoredDType::BF16;
+        case c10::kLong:
+            return StoredDType::I64;
+        case c10::kInt:
+            return StoredDType::I32;
+        case c10::kShort:
+            return StoredDType::I16;
+        case c10::kChar:
+            return StoredDType::I8;
+        case c10::kByte:
+            return StoredDType::U8;
+        case c10::kBool:
+            return StoredDType::BOOL;
         default:
-            throw CheckpointError(fmt::format("dtype {} cannot be stored in safetensors",
-                                              c10::toString(t)));
+            throw CheckpointError(fmt::format("dtype {} cannot be stored in safetensors", c10::toString(t)));
     }
 }
 

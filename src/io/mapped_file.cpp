@@ -16,8 +16,7 @@ namespace ipa::io {
 std::shared_ptr<MappedFile> MappedFile::open(const std::filesystem::path& path) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        throw CheckpointError(
-            fmt::format("cannot open '{}': {}", path.string(), std::strerror(errno)));
+        throw CheckpointError(fmt::format("cannot open '{}': {}", path.string(), std::strerror(errno)));
     }
     struct stat st {};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -32,8 +31,7 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::filesystem::path& path) 
         if (p == MAP_FAILED) {
             const int err = errno;
             ::close(fd);
-            throw CheckpointError(
-                fmt::format("cannot memory-map '{}': {}", path.string(), std::strerror(err)));
+            throw CheckpointError(fmt::format("cannot memory-map '{}': {}", path.string(), std::strerror(err)));
         }
         file->data_ = static_cast<uint8_t*>(p);
     }

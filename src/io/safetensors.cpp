@@ -53,16 +53,14 @@ json parse_header(const fs::path& path, const char* text, std::size_t len) {
     } catch (const json::exception& e) {
         fail(path, fmt::format("header is not valid JSON ({})", e.what()));
     }
-    if (!header.is_object()) fail(path, fmt::format("header is a JSON {}, expected an object",
-                                                    header.type_name()));
+    if (!header.is_object()) fail(path, fmt::format("header is a JSON {}, expected an object", header.type_name()));
     if (!duplicates.empty()) {
         fail(path, fmt::format("duplicate tensor name(s) in header: {}", fmt::join(duplicates, ", ")));
     }
     return header;
 }
 
-TensorInfo parse_entry(const fs::path& path, const std::string& name, const json& e,
-                       uint64_t data_size) {
+TensorInfo parse_entry(const fs::path& path, const std::string& name, const json& e, uint64_t data_size) {
     auto bad = [&](const std::string& what) { fail(path, fmt::format("tensor '{}': {}", name, what)); };
     if (!e.is_object()) bad(fmt::format("entry is a JSON {}, expected an object", e.type_name()));
     for (const char* k : {"dtype", "shape", "data_offsets"}) {
@@ -74,7 +72,8 @@ TensorInfo parse_entry(const fs::path& path, const std::string& name, const json
     const auto dtype_name = e["dtype"].get<std::string>();
     const auto dtype = parse_stored_dtype(dtype_name);
     if (!dtype) {
-        bad(fmt::format("unsupported dtype '{}' (supported: F64, F32, F16, BF16, I64, I32, I16, "
+        bad(
+            fmt::format("unsupported dtype '{}' (supported: F64, F32, F16, BF16, I64, I32, I16, "
                         "I8, U8, BOOL, F8_E4M3, F8_E5M2)",
                         dtype_name));
     }
@@ -101,15 +100,15 @@ TensorInfo parse_entry(const fs::path& path, const std::string& name, const json
         overflow = false;
     }
     const auto& offs = e["data_offsets"];
-    if (!offs.is_array() || offs.size() != 2 || !offs[0].is_number_unsigned() ||
-        !offs[1].is_number_unsigned()) {
+    if (!offs.is_array() || offs.size() != 2 || !offs[0].is_number_unsigned() || !offs[1].is_number_unsigned()) {
         bad(fmt::format("'data_offsets' must be two non-negative integers, got {}", offs.dump()));
     }
     t.begin = offs[0].get<uint64_t>();
     t.end = offs[1].get<uint64_t>();
     if (t.begin > t.end) bad(fmt::format("data_offsets [{}, {}] are reversed", t.begin, t.end));
     if (t.end > data_size) {
-        bad(fmt::format("data_offsets [{}, {}] run past the end of the data section ({} bytes; "
+        bad(
+            fmt::format("data_offsets [{}, {}] run past the end of the data section ({} bytes; "
                         "is the file truncated?)",
                         t.begin, t.end, data_size));
     }
@@ -118,8 +117,8 @@ TensorInfo parse_entry(const fs::path& path, const std::string& name, const json
         bad(fmt::format("shape {} is absurd: its size does not fit in 64 bits", shape.dump()));
     }
     if (t.end - t.begin != numel * esize) {
-        bad(fmt::format("data_offsets [{}, {}] hold {} bytes, but shape {} of {} needs {}",
-                        t.begin, t.end, t.end - t.begin, shape.dump(), dtype_name, numel * esize));
+        bad(fmt::format("data_offsets [{}, {}] hold {} bytes, but shape {} of {} needs {}", t.begin, t.end,
+                        t.end - t.begin, shape.dump(), dtype_name, numel * esize));
     }
     return t;
 }
@@ -134,15 +133,14 @@ SafetensorsFile SafetensorsFile::open(const fs::path& path) {
     if (size < 8) fail(path, fmt::format("file is {} bytes, too short for the 8-byte header length", size));
     const uint64_t header_len = read_le64(f.file_->data());
     if (header_len > kMaxSafetensorsHeader) {
-        fail(path, fmt::format("header length {} exceeds the {}-byte limit (not a safetensors file?)",
-                               header_len, kMaxSafetensorsHeader));
+        fail(path, fmt::format("header length {} exceeds the {}-byte limit (not a safetensors file?)", header_len,
+                               kMaxSafetensorsHeader));
     }
     if (header_len > size - 8) {
-        fail(path, fmt::format("header length {} runs past the end of the {}-byte file (truncated?)",
-                               header_len, size));
+        fail(path,
+             fmt::format("header length {} runs past the end of the {}-byte file (truncated?)", header_len, size));
     }
-    const json header =
-        parse_header(path, reinterpret_cast<const char*>(f.file_->data() + 8), header_len);
+    const json header = parse_header(path, reinterpret_cast<const char*>(f.file_->data() + 8), header_len);
     f.data_start_ = 8 + header_len;
     f.data_size_ = size - f.data_start_;
 
@@ -168,8 +166,8 @@ SafetensorsFile SafetensorsFile::open(const fs::path& path) {
         const auto* a = by_offset[i - 1];
         const auto* b = by_offset[i];
         if (b->begin < a->end) {
-            fail(path, fmt::format("tensors '{}' [{}, {}] and '{}' [{}, {}] overlap", a->name,
-                                   a->begin, a->end, b->name, b->begin, b->end));
+            fail(path, fmt::format("tensors '{}' [{}, {}] and '{}' [{}, {}] overlap", a->name, a->begin, a->end,
+                                   b->name, b->begin, b->end));
         }
     }
     std::sort(f.tensors_.begin(), f.tensors_.end(),
@@ -195,7 +193,8 @@ at::Tensor SafetensorsFile::tensor(const std::string& name) const {
     const auto options = torch::TensorOptions().dtype(loaded_scalar_type(t->dtype));
     if (t->numel() == 0) return torch::empty(t->shape, options);
     auto keep = file_;
-    return torch::from_blob(ptr, t->shape, [keep](void*) mutable { keep.reset(); }, options);
+    return torch::from_blob(
+        ptr, t->shape, [keep](void*) mutable { keep.reset(); }, options);
 }
 
 void save_safetensors(const fs::path& path, const NamedTensors& tensors,
@@ -211,19 +210,16 @@ void save_safetensors(const fs::path& path, const NamedTensors& tensors,
             throw CheckpointError(fmt::format("cannot save '{}': '__metadata__' is reserved", path.string()));
         }
         if (!names.insert(name).second) {
-            throw CheckpointError(fmt::format("cannot save '{}': duplicate tensor name '{}'",
-                                              path.string(), name));
+            throw CheckpointError(fmt::format("cannot save '{}': duplicate tensor name '{}'", path.string(), name));
         }
         if (!t.defined()) {
-            throw CheckpointError(fmt::format("cannot save '{}': tensor '{}' is undefined",
-                                              path.string(), name));
+            throw CheckpointError(fmt::format("cannot save '{}': tensor '{}' is undefined", path.string(), name));
         }
         const StoredDType d = stored_dtype_for(t.scalar_type());
         auto c = t.detach().to(torch::kCPU).contiguous();
         const uint64_t nbytes = static_cast<uint64_t>(c.numel()) * stored_dtype_size(d);
-        header[name] = {{"dtype", stored_dtype_name(d)},
-                        {"shape", c.sizes().vec()},
-                        {"data_offsets", {offset, offset + nbytes}}};
+        header[name] = {
+            {"dtype", stored_dtype_name(d)}, {"shape", c.sizes().vec()}, {"data_offsets", {offset, offset + nbytes}}};
         offset += nbytes;
         cpu.push_back(std::move(c));
     }
@@ -249,18 +245,16 @@ ShardIndex ShardIndex::read(const fs::path& index_json) {
     try {
         j = json::parse(text);
     } catch (const json::exception& e) {
-        throw CheckpointError(fmt::format("shard index '{}' is not valid JSON ({})",
-                                          index_json.string(), e.what()));
+        throw CheckpointError(fmt::format("shard index '{}' is not valid JSON ({})", index_json.string(), e.what()));
     }
     if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object()) {
-        throw CheckpointError(fmt::format("shard index '{}' has no 'weight_map' object",
-                                          index_json.string()));
+        throw CheckpointError(fmt::format("shard index '{}' has no 'weight_map' object", index_json.string()));
     }
     ShardIndex idx;
     for (const auto& [k, v] : j["weight_map"].items()) {
         if (!v.is_string()) {
-            throw CheckpointError(fmt::format("shard index '{}': weight_map['{}'] is not a file name",
-                                              index_json.string(), k));
+            throw CheckpointError(
+                fmt::format("shard index '{}': weight_map['{}'] is not a file name", index_json.string(), k));
         }
         idx.weight_map[k] = v.get<std::string>();
     }

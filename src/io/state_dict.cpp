@@ -25,8 +25,7 @@ std::string LoadReport::describe() const {
     return out;
 }
 
-LoadReport load_state_dict(torch::nn::Module& module, const Checkpoint& ckpt,
-                           const LoadOptions& options) {
+LoadReport load_state_dict(torch::nn::Module& module, const Checkpoint& ckpt, const LoadOptions& options) {
     torch::NoGradGuard no_grad;
     if (options.dtype) module.to(*options.dtype);
 
@@ -42,8 +41,7 @@ LoadReport load_state_dict(torch::nn::Module& module, const Checkpoint& ckpt,
         if (!key) continue;
         const auto [it, inserted] = source_of.emplace(*key, ck_key);
         if (!inserted) {
-            report.duplicates.push_back(
-                fmt::format("{} <- {} and {}", *key, it->second, ck_key));
+            report.duplicates.push_back(fmt::format("{} <- {} and {}", *key, it->second, ck_key));
             continue;
         }
         if (!targets.count(*key)) {
@@ -64,16 +62,14 @@ LoadReport load_state_dict(torch::nn::Module& module, const Checkpoint& ckpt,
         const auto shape = ckpt.shape(src->second);
         if (target.sizes().vec() != shape) {
             report.mismatched.push_back(fmt::format("{}: module [{}], checkpoint [{}]", key,
-                                                    fmt::join(target.sizes(), ", "),
-                                                    fmt::join(shape, ", ")));
+                                                    fmt::join(target.sizes(), ", "), fmt::join(shape, ", ")));
             continue;
         }
         copies.emplace_back(target, src->second);
     }
     std::sort(report.unexpected.begin(), report.unexpected.end());
     if (options.strict && !report.ok()) {
-        throw CheckpointError(fmt::format("cannot load '{}' strictly:\n{}", ckpt.description(),
-                                          report.describe()));
+        throw CheckpointError(fmt::format("cannot load '{}' strictly:\n{}", ckpt.description(), report.describe()));
     }
     for (auto& [target, ck_key] : copies) {
         if (options.dry_run) {

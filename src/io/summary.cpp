@@ -43,8 +43,7 @@ std::string format_key_list(const Checkpoint& ckpt, const KeyListOptions& option
         j["tensors"] = nlohmann::json::array();
         if (!options.totals_only) {
             for (const auto& e : entries) {
-                j["tensors"].push_back({{"name", e.name}, {"dtype", e.dtype}, {"shape", e.shape},
-                                        {"file", e.file}});
+                j["tensors"].push_back({{"name", e.name}, {"dtype", e.dtype}, {"shape", e.shape}, {"file", e.file}});
             }
         }
         j["totals"] = {{"tensors", entries.size()}, {"elements", total_numel}, {"bytes", total_bytes}};
@@ -61,7 +60,9 @@ std::string format_key_list(const Checkpoint& ckpt, const KeyListOptions& option
         }
     }
     const double n = static_cast<double>(total_numel);
-    const std::string approx = n >= 1e9 ? fmt::format(" ({:.3f} B)", n / 1e9) : n >= 1e6 ? fmt::format(" ({:.3f} M)", n / 1e6) : "";
+    const std::string approx = n >= 1e9   ? fmt::format(" ({:.3f} B)", n / 1e9)
+                               : n >= 1e6 ? fmt::format(" ({:.3f} M)", n / 1e6)
+                                          : "";
     out += fmt::format("{} tensors, {} elements{}, {} stored\n", entries.size(), total_numel, approx,
                        format_bytes(static_cast<double>(total_bytes)));
     for (const auto& [d, v] : per_dtype) {

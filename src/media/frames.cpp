@@ -8,10 +8,10 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
-#include <regex>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
+#include <regex>
 
 #include "ipa/core/error.h"
 #include "media_internal.h"
@@ -43,7 +43,8 @@ std::vector<fs::path> image_files(const fs::path& dir) {
         if (e.is_regular_file() && is_image_ext(e.path())) files.push_back(e.path());
     }
     std::sort(files.begin(), files.end());
-    if (files.empty()) throw DataError(fmt::format("'{}': directory holds no image frames (png, jpg, …)", dir.string()));
+    if (files.empty())
+        throw DataError(fmt::format("'{}': directory holds no image frames (png, jpg, …)", dir.string()));
     return files;
 }
 
@@ -52,9 +53,10 @@ void check_decoded_count(const fs::path& path, int64_t decoded, int64_t reported
     // Containers estimate their frame count; a small shortfall is normal, a large one means
     // the file is cut off or damaged.
     if (decoded < reported - 2 && decoded * 10 < reported * 9) {
-        throw DataError(fmt::format("'{}': decoding failed at frame {} of the {} the container reports (truncated or "
-                                    "corrupt file)",
-                                    path.string(), decoded, reported));
+        throw DataError(
+            fmt::format("'{}': decoding failed at frame {} of the {} the container reports (truncated or "
+                        "corrupt file)",
+                        path.string(), decoded, reported));
     }
     spdlog::warn("'{}': decoded {} frames, the container reports {}", path.string(), decoded, reported);
 }
@@ -76,7 +78,8 @@ void require_exists(const fs::path& path) {
 
 /// A temporary sibling of `path` (same directory, so the final rename is atomic).
 fs::path temp_sibling(const fs::path& path) {
-    return path.parent_path() / fmt::format(".{}.tmp-{}{}", path.stem().string(), ::getpid(), path.extension().string());
+    return path.parent_path() /
+           fmt::format(".{}.tmp-{}{}", path.stem().string(), ::getpid(), path.extension().string());
 }
 
 }  // namespace detail
@@ -84,14 +87,22 @@ fs::path temp_sibling(const fs::path& path) {
 cv::Mat read_image_bgr(const fs::path& path) {
     detail::require_exists(path);
     cv::Mat img = cv::imread(path.string(), cv::IMREAD_UNCHANGED);
-    if (img.empty()) throw DataError(fmt::format("'{}': not a readable image (corrupt or unsupported format)", path.string()));
+    if (img.empty())
+        throw DataError(fmt::format("'{}': not a readable image (corrupt or unsupported format)", path.string()));
     if (img.depth() == CV_16U) img.convertTo(img, CV_8U, 1.0 / 257.0);
-    if (img.depth() != CV_8U) throw DataError(fmt::format("'{}': unsupported image depth (8 or 16 bit expected)", path.string()));
+    if (img.depth() != CV_8U)
+        throw DataError(fmt::format("'{}': unsupported image depth (8 or 16 bit expected)", path.string()));
     cv::Mat bgr;
     switch (img.channels()) {
-        case 1: cv::cvtColor(img, bgr, cv::COLOR_GRAY2BGR); break;
-        case 3: bgr = img; break;
-        case 4: cv::cvtColor(img, bgr, cv::COLOR_BGRA2BGR); break;  // alpha dropped, as PIL .convert('RGB')
+        case 1:
+            cv::cvtColor(img, bgr, cv::COLOR_GRAY2BGR);
+            break;
+        case 3:
+            bgr = img;
+            break;
+        case 4:
+            cv::cvtColor(img, bgr, cv::COLOR_BGRA2BGR);
+            break;  // alpha dropped, as PIL .convert('RGB')
         default:
             throw DataError(fmt::format("'{}': {} channels (1, 3 or 4 expected)", path.string(), img.channels()));
     }
@@ -123,7 +134,8 @@ std::vector<cv::Mat> read_frames_bgr(const fs::path& path, double* fps) {
     while (cap.read(f)) {
         if (f.empty()) break;
         if (f.type() != CV_8UC3) {
-            throw DataError(fmt::format("'{}': frame {} decodes to an unexpected pixel format", path.string(), frames.size()));
+            throw DataError(
+                fmt::format("'{}': frame {} decodes to an unexpected pixel format", path.string(), frames.size()));
         }
         frames.push_back(f.clone());
     }
@@ -138,8 +150,8 @@ at::Tensor frames_to_tensor(const std::vector<cv::Mat>& bgr) {
     const int h = bgr[0].rows, w = bgr[0].cols;
     auto out = torch::empty({static_cast<int64_t>(bgr.size()), h, w, 3}, torch::kUInt8);
     for (std::size_t i = 0; i < bgr.size(); ++i) {
-        TORCH_CHECK(bgr[i].type() == CV_8UC3 && bgr[i].rows == h && bgr[i].cols == w,
-                    "frames_to_tensor: frame ", i, " is not CV_8UC3 of ", w, "x", h);
+        TORCH_CHECK(bgr[i].type() == CV_8UC3 && bgr[i].rows == h && bgr[i].cols == w, "frames_to_tensor: frame ", i,
+                    " is not CV_8UC3 of ", w, "x", h);
         cv::Mat rgb;
         cv::cvtColor(bgr[i], rgb, cv::COLOR_BGR2RGB);
         std::memcpy(out[static_cast<int64_t>(i)].data_ptr(), rgb.isContinuous() ? rgb.data : rgb.clone().data,
@@ -150,7 +162,8 @@ at::Tensor frames_to_tensor(const std::vector<cv::Mat>& bgr) {
 
 std::vector<cv::Mat> tensor_to_frames(const at::Tensor& frames) {
     TORCH_CHECK(frames.dim() == 4 && frames.size(0) == 3, "video tensor must be [3, T, H, W], got ", frames.sizes());
-    TORCH_CHECK(frames.is_floating_point(), "video tensor must be floating point in [-1, 1], got ", frames.scalar_type());
+    TORCH_CHECK(frames.is_floating_point(), "video tensor must be floating point in [-1, 1], got ",
+                frames.scalar_type());
     // ref: wan/utils/utils.py cache_video: clamp, (x + 1) / 2, ×255, uint8 (truncation). The
     // 1e-4 lets values read from 8-bit media (u/127.5 − 1) come back as exactly u.
     const auto u8 = ((frames.detach().to(torch::kCPU, torch::kFloat32).clamp(-1, 1) + 1) / 2 * 255 + 1e-4)
@@ -174,9 +187,12 @@ void write_frames_bgr(const fs::path& path, const std::vector<cv::Mat>& frames_i
     for (std::size_t i = 0; i < frames_in.size(); ++i) {
         const auto& f = frames_in[i];
         cv::Mat bgr;
-        if (f.type() == CV_8UC1) cv::cvtColor(f, bgr, cv::COLOR_GRAY2BGR);
-        else if (f.type() == CV_8UC3) bgr = f;
-        else throw DataError(fmt::format("'{}': frame {} is not 8-bit gray or BGR", path.string(), i));
+        if (f.type() == CV_8UC1)
+            cv::cvtColor(f, bgr, cv::COLOR_GRAY2BGR);
+        else if (f.type() == CV_8UC3)
+            bgr = f;
+        else
+            throw DataError(fmt::format("'{}': frame {} is not 8-bit gray or BGR", path.string(), i));
         if (bgr.size() != frames_in[0].size()) {
             throw DataError(fmt::format("'{}': frame {} is {}x{}, frame 0 is {}x{}", path.string(), i, bgr.cols,
                                         bgr.rows, frames_in[0].cols, frames_in[0].rows));
@@ -189,7 +205,8 @@ void write_frames_bgr(const fs::path& path, const std::vector<cv::Mat>& frames_i
         const auto tmp = detail::temp_sibling(path);
         fs::remove_all(tmp, ec);
         fs::create_directories(tmp, ec);
-        if (ec) throw DataError(fmt::format("'{}': cannot create the frame directory: {}", path.string(), ec.message()));
+        if (ec)
+            throw DataError(fmt::format("'{}': cannot create the frame directory: {}", path.string(), ec.message()));
         for (std::size_t i = 0; i < frames.size(); ++i) {
             const auto f = tmp / fmt::format("{:06d}.png", i);
             if (!cv::imwrite(f.string(), frames[i])) {
@@ -217,13 +234,15 @@ void write_frames_bgr(const fs::path& path, const std::vector<cv::Mat>& frames_i
             fs::remove_all(path, ec);
         }
         fs::rename(tmp, path, ec);
-        if (ec) throw DataError(fmt::format("'{}': cannot move the frames into place: {}", path.string(), ec.message()));
+        if (ec)
+            throw DataError(fmt::format("'{}': cannot move the frames into place: {}", path.string(), ec.message()));
         return;
     }
     if (!detail::is_video_ext(path)) {
-        throw DataError(fmt::format("'{}': unknown video extension (use .mp4, .avi, .mkv, .mov, or no extension for "
-                                    "PNG frames)",
-                                    path.string()));
+        throw DataError(
+            fmt::format("'{}': unknown video extension (use .mp4, .avi, .mkv, .mov, or no extension for "
+                        "PNG frames)",
+                        path.string()));
     }
     if (!(opts.fps > 0)) throw DataError(fmt::format("'{}': fps must be positive, got {}", path.string(), opts.fps));
     detail::encode_video(path, frames, opts);

@@ -3,9 +3,9 @@
 // Private to ipa_media.
 
 #include <ATen/core/Tensor.h>
-#include <opencv2/core/mat.hpp>
 
 #include <filesystem>
+#include <opencv2/core/mat.hpp>
 #include <string>
 #include <vector>
 

@@ -1,3 +1,5 @@
+#include "ipa/media/video.h"
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
@@ -11,7 +13,6 @@
 
 #include "ipa/core/error.h"
 #include "ipa/media/frames.h"
-#include "ipa/media/video.h"
 #include "media_internal.h"
 
 namespace ipa::media {
@@ -24,9 +25,12 @@ namespace detail {
 
 void encode_video(const fs::path& path, const std::vector<cv::Mat>& frames_in, const VideoWriteOptions& opts) {
     std::vector<std::string> codecs;
-    if (opts.codec == "auto") codecs = {"avc1", "mp4v"};
-    else if (opts.codec.size() == 4) codecs = {opts.codec};
-    else throw DataError(fmt::format("'{}': codec '{}' is not 'auto' or a FOURCC", path.string(), opts.codec));
+    if (opts.codec == "auto")
+        codecs = {"avc1", "mp4v"};
+    else if (opts.codec.size() == 4)
+        codecs = {opts.codec};
+    else
+        throw DataError(fmt::format("'{}': codec '{}' is not 'auto' or a FOURCC", path.string(), opts.codec));
     const auto tmp = temp_sibling(path);
     cv::Size size = frames_in[0].size();
     cv::VideoWriter writer;
@@ -41,9 +45,10 @@ void encode_video(const fs::path& path, const std::vector<cv::Mat>& frames_in, c
         }
     }
     if (used.empty()) {
-        throw DataError(fmt::format("'{}': no encoder available for codec {} (OpenCV/FFmpeg build); write PNG frames "
-                                    "instead (a path without extension)",
-                                    path.string(), opts.codec));
+        throw DataError(
+            fmt::format("'{}': no encoder available for codec {} (OpenCV/FFmpeg build); write PNG frames "
+                        "instead (a path without extension)",
+                        path.string(), opts.codec));
     }
     if (opts.codec == "auto" && used != "avc1") {
         static std::once_flag once;
@@ -67,7 +72,8 @@ void encode_video(const fs::path& path, const std::vector<cv::Mat>& frames_in, c
     std::error_code ec;
     if (!fs::exists(tmp, ec) || fs::file_size(tmp, ec) == 0) {
         fs::remove(tmp, ec);
-        throw DataError(fmt::format("'{}': the encoder wrote nothing (disk full or unwritable directory?)", path.string()));
+        throw DataError(
+            fmt::format("'{}': the encoder wrote nothing (disk full or unwritable directory?)", path.string()));
     }
     fs::rename(tmp, path, ec);
     if (ec) {
@@ -82,8 +88,8 @@ void check_pixels(const fs::path& path, const at::Tensor& t, int64_t dim, const 
                                     t.defined() ? fmt::format("{}", fmt::join(t.sizes(), ", ")) : "undefined"));
     }
     if (!t.is_floating_point()) {
-        throw DataError(fmt::format("'{}': the tensor to write must be floating point in [-1, 1], got {}", path.string(),
-                                    c10::toString(t.scalar_type())));
+        throw DataError(fmt::format("'{}': the tensor to write must be floating point in [-1, 1], got {}",
+                                    path.string(), c10::toString(t.scalar_type())));
     }
     if (t.numel() == 0 || !torch::isfinite(t).all().item<bool>()) {
         throw DataError(fmt::format("'{}': the tensor to write is empty or has NaN/Inf values", path.string()));
@@ -141,7 +147,8 @@ std::vector<cv::Mat> decode_frames(const fs::path& path, const std::vector<int64
     std::vector<cv::Mat> out(ids.size());
     if (fs::is_directory(path)) {
         const auto files = detail::image_files(path);
-        for (std::size_t k = 0; k < ids.size(); ++k) out[k] = read_image_bgr(files.at(static_cast<std::size_t>(ids[k])));
+        for (std::size_t k = 0; k < ids.size(); ++k)
+            out[k] = read_image_bgr(files.at(static_cast<std::size_t>(ids[k])));
         return out;
     }
     std::map<int64_t, std::vector<std::size_t>> wanted;
@@ -210,7 +217,8 @@ VideoInfo probe_video(const fs::path& path) {
     info.width = static_cast<int>(cap.get(cv::CAP_PROP_FRAME_WIDTH));
     info.height = static_cast<int>(cap.get(cv::CAP_PROP_FRAME_HEIGHT));
     info.fps = cap.get(cv::CAP_PROP_FPS);
-    if (info.width <= 0 || info.height <= 0) throw DataError(fmt::format("'{}': the video has no frame size", path.string()));
+    if (info.width <= 0 || info.height <= 0)
+        throw DataError(fmt::format("'{}': the video has no frame size", path.string()));
     return info;
 }
 
@@ -259,14 +267,17 @@ Video read_video_reference(const fs::path& path, const ReferenceVideoOptions& o)
     }
     const double area_z = std::min({static_cast<double>(o.seq_len), static_cast<double>(o.max_area) / (dh * dw),
                                     static_cast<double>((h / dh) * (w / dw))});
-    if (!(area_z >= 1)) throw DataError(fmt::format("'{}': {}x{} is too small for VACE (16x16 at least)", path.string(), w, h));
+    if (!(area_z >= 1))
+        throw DataError(fmt::format("'{}': {}x{} is too small for VACE (16x16 at least)", path.string(), w, h));
     int64_t of = std::min<int64_t>((n - 1) / df + 1, static_cast<int64_t>(o.seq_len / area_z));
     const double target_area_z = std::min(area_z, static_cast<double>(static_cast<int64_t>(o.seq_len / of)));
-    const auto oh_z = static_cast<int64_t>(std::nearbyint(std::sqrt(target_area_z * ratio)));  // Python round: half to even
+    const auto oh_z =
+        static_cast<int64_t>(std::nearbyint(std::sqrt(target_area_z * ratio)));  // Python round: half to even
     if (oh_z < 1 || static_cast<int64_t>(target_area_z / oh_z) < 1) {
-        throw DataError(fmt::format("'{}': a {}x{} video does not fit the token budget (seq_len {}) in VACE's 16-pixel "
-                                    "grid; crop it or raise seq_len",
-                                    path.string(), w, h, o.seq_len));
+        throw DataError(
+            fmt::format("'{}': a {}x{} video does not fit the token budget (seq_len {}) in VACE's 16-pixel "
+                        "grid; crop it or raise seq_len",
+                        path.string(), w, h, o.seq_len));
     }
     const auto ow_z = static_cast<int64_t>(target_area_z / oh_z);
     of = (of - 1) * df + 1;
@@ -304,12 +315,11 @@ at::Tensor letterbox_reference(const at::Tensor& image, int64_t height, int64_t 
     // ref: VACE prepare_source — white canvas, scale = min, int() sizes, bilinear, centred
     const double scale = std::min(static_cast<double>(height) / rh, static_cast<double>(width) / rw);
     const auto nh = static_cast<int64_t>(rh * scale), nw = static_cast<int64_t>(rw * scale);
-    const auto resized = F::interpolate(image.unsqueeze(0).to(torch::kFloat32),
-                                        F::InterpolateFuncOptions()
-                                            .size(std::vector<int64_t>{nh, nw})
-                                            .mode(torch::kBilinear)
-                                            .align_corners(false))
-                             .squeeze(0);
+    const auto resized =
+        F::interpolate(
+            image.unsqueeze(0).to(torch::kFloat32),
+            F::InterpolateFuncOptions().size(std::vector<int64_t>{nh, nw}).mode(torch::kBilinear).align_corners(false))
+            .squeeze(0);
     auto canvas = torch::ones({3, height, width}, torch::kFloat32);
     const int64_t top = (height - nh) / 2, left = (width - nw) / 2;
     canvas.narrow(1, top, nh).narrow(2, left, nw).copy_(resized);

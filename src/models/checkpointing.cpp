@@ -22,7 +22,7 @@ struct CheckpointFunction : torch::autograd::Function<CheckpointFunction> {
         for (const auto& t : in) needs_grad.push_back(t.requires_grad());
         ctx->save_for_backward(in);
         ctx->saved_data["needs_grad"] = needs_grad;
-        auto out = holder->fn(in);  // grad mode is off here: no activations are kept
+        auto out = holder->fn(in);                                 // grad mode is off here: no activations are kept
         ctx->saved_data["fn"] = at::IValue::make_capsule(holder);  // closures travel as capsules
         return out;
     }

@@ -1,11 +1,11 @@
 #include "ipa/pose/hand_mask.h"
 
-#include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <opencv2/imgproc.hpp>
 #include <string>
 
 #include "detail.h"
@@ -17,7 +17,8 @@ namespace {
 
 void check_options(const HandMaskOptions& o, const char* where) {
     if (!std::isfinite(o.padding) || o.padding < 0)
-        throw ConfigError(std::string(where) + ": padding must be a finite number >= 0, got " + std::to_string(o.padding));
+        throw ConfigError(std::string(where) + ": padding must be a finite number >= 0, got " +
+                          std::to_string(o.padding));
     if (!std::isfinite(o.threshold)) throw ConfigError(std::string(where) + ": threshold must be finite");
     if (o.min_points < 1)
         throw ConfigError(std::string(where) + ": min_points must be >= 1, got " + std::to_string(o.min_points));
@@ -83,7 +84,8 @@ std::vector<Keypoint> scaled(const std::vector<Keypoint>& hand, double sx, doubl
 
 }  // namespace
 
-std::optional<cv::Rect> hand_box(const std::vector<Keypoint>& hand, int height, int width, const HandMaskOptions& opts) {
+std::optional<cv::Rect> hand_box(const std::vector<Keypoint>& hand, int height, int width,
+                                 const HandMaskOptions& opts) {
     check_options(opts, "hand_box");
     check_size(height, width, "hand_box");
     const auto pts = confident(hand, opts);
@@ -96,7 +98,8 @@ std::optional<cv::Rect> hand_box(const std::vector<Keypoint>& hand, int height, 
     }
     // Pixels i with floor(min - pad) <= i <= ceil(max + pad), clipped to the image.
     const double bx0 = std::max(std::floor(x0 - pad), 0.0), by0 = std::max(std::floor(y0 - pad), 0.0);
-    const double bx1 = std::min(std::ceil(x1 + pad), double(width - 1)), by1 = std::min(std::ceil(y1 + pad), double(height - 1));
+    const double bx1 = std::min(std::ceil(x1 + pad), double(width - 1)),
+                 by1 = std::min(std::ceil(y1 + pad), double(height - 1));
     if (bx0 > bx1 || by0 > by1) return std::nullopt;
     return cv::Rect(int(bx0), int(by0), int(bx1 - bx0) + 1, int(by1 - by0) + 1);
 }
@@ -138,11 +141,12 @@ at::Tensor hand_masks(const PoseSequence& seq, int64_t height, int64_t width, co
 
 at::Tensor latent_hand_mask(const at::Tensor& pixel_masks, int64_t spatial, int64_t temporal) {
     if (spatial < 1 || temporal < 1)
-        throw ConfigError("latent_hand_mask: spatial and temporal factors must be >= 1, got " + std::to_string(spatial) +
-                          " and " + std::to_string(temporal));
+        throw ConfigError("latent_hand_mask: spatial and temporal factors must be >= 1, got " +
+                          std::to_string(spatial) + " and " + std::to_string(temporal));
     if (!pixel_masks.defined() || pixel_masks.dim() != 3)
-        throw DataError("latent_hand_mask: expected pixel masks [T, H, W], got " +
-                        (pixel_masks.defined() ? std::to_string(pixel_masks.dim()) + "-d tensor" : "an undefined tensor"));
+        throw DataError(
+            "latent_hand_mask: expected pixel masks [T, H, W], got " +
+            (pixel_masks.defined() ? std::to_string(pixel_masks.dim()) + "-d tensor" : "an undefined tensor"));
     const int64_t t = pixel_masks.size(0), h = pixel_masks.size(1), w = pixel_masks.size(2);
     if (t < 1 || (t - 1) % temporal != 0)
         throw DataError("latent_hand_mask: " + std::to_string(t) + " frames; the Wan VAE needs 1 + " +
@@ -151,7 +155,7 @@ at::Tensor latent_hand_mask(const at::Tensor& pixel_masks, int64_t spatial, int6
         throw DataError("latent_hand_mask: frame size " + std::to_string(h) + "x" + std::to_string(w) +
                         " is not a positive multiple of " + std::to_string(spatial));
     torch::NoGradGuard no_grad;
-    auto x = pixel_masks.to(torch::kFloat32).unsqueeze(1);  // [T, 1, H, W]
+    auto x = pixel_masks.to(torch::kFloat32).unsqueeze(1);              // [T, 1, H, W]
     auto pooled = torch::max_pool2d(x, {spatial, spatial}).squeeze(1);  // [T, h, w]
     const int64_t k = (t - 1) / temporal;
     auto first = pooled.narrow(0, 0, 1);  // latent 0 = pixel frame 0 alone (causal VAE)

@@ -1,6 +1,5 @@
 #include "ipa/pose/keypoints.h"
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -11,6 +10,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
@@ -128,8 +128,9 @@ PoseFrame parse_frame(const json& j, const KeypointReadOptions& opts) {
     }
     if (any && all_unit) {
         if (frame.width <= 0 || frame.height <= 0)
-            throw BadFrame("coordinates are normalised (all within [0, 1]) but the canvas size is unknown; "
-                           "add canvas_width/canvas_height to the JSON or set KeypointReadOptions::canvas_width/height");
+            throw BadFrame(
+                "coordinates are normalised (all within [0, 1]) but the canvas size is unknown; "
+                "add canvas_width/canvas_height to the JSON or set KeypointReadOptions::canvas_width/height");
         for (auto& p : frame.people) {
             for_each_keypoint(p, [&](Keypoint& k) {
                 if (k.c <= 0) return;
@@ -224,13 +225,13 @@ PoseSequence read_dir(const fs::path& dir, const KeypointReadOptions& opts) {
     for (const auto& e : fs::directory_iterator(dir))
         if (e.path().extension() == ".json" && !e.is_directory()) files.push_back(e.path());
     if (files.empty())
-        throw DataError("keypoints directory " + dir.string() + " holds no .json files (expected one OpenPose JSON per frame)");
-    std::sort(files.begin(), files.end(),
-              [](const fs::path& a, const fs::path& b) {
-                  const std::string na = a.filename().string(), nb = b.filename().string();
-                  if (natural_less(na, nb)) return true;
-                  return !natural_less(nb, na) && na < nb;  // equal numbers: deterministic order
-              });
+        throw DataError("keypoints directory " + dir.string() +
+                        " holds no .json files (expected one OpenPose JSON per frame)");
+    std::sort(files.begin(), files.end(), [](const fs::path& a, const fs::path& b) {
+        const std::string na = a.filename().string(), nb = b.filename().string();
+        if (natural_less(na, nb)) return true;
+        return !natural_less(nb, na) && na < nb;  // equal numbers: deterministic order
+    });
 
     // Frame numbers from the names: duplicates are an error, gaps are missing frames.
     std::vector<std::optional<int64_t>> numbers;

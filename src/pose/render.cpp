@@ -1,18 +1,16 @@
 #include "ipa/pose/render.h"
 
-#include <opencv2/imgproc.hpp>
-
 #include <algorithm>
-#include <optional>
-
 #include <array>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <opencv2/imgproc.hpp>
+#include <optional>
 #include <string>
 
-#include "ipa/core/error.h"
 #include "detail.h"
+#include "ipa/core/error.h"
 
 namespace ipa::pose {
 
@@ -31,20 +29,32 @@ namespace {
 constexpr int kStickWidth = 4;
 constexpr double kEps = 0.01;
 // 1-based (upstream limbSeq); only the first 17 of upstream's 19 pairs are drawn.
-constexpr std::array<std::array<int, 2>, 17> kLimbSeq = {{{2, 3}, {2, 6}, {3, 4}, {4, 5}, {6, 7}, {7, 8}, {2, 9},
-                                                         {9, 10}, {10, 11}, {2, 12}, {12, 13}, {13, 14}, {2, 1},
-                                                         {1, 15}, {15, 17}, {1, 16}, {16, 18}}};
+constexpr std::array<std::array<int, 2>, 17> kLimbSeq = {{{2, 3},
+                                                          {2, 6},
+                                                          {3, 4},
+                                                          {4, 5},
+                                                          {6, 7},
+                                                          {7, 8},
+                                                          {2, 9},
+                                                          {9, 10},
+                                                          {10, 11},
+                                                          {2, 12},
+                                                          {12, 13},
+                                                          {13, 14},
+                                                          {2, 1},
+                                                          {1, 15},
+                                                          {15, 17},
+                                                          {1, 16},
+                                                          {16, 18}}};
 // UniAnimate-DiT draw_body_and_foot: LAnkle -> left toes (point 19), RAnkle -> right toes (point 20).
 constexpr std::array<std::array<int, 2>, 2> kFootLimbs = {{{14, 19}, {11, 20}}};
-constexpr std::array<std::array<int, 3>, 20> kColors = {{{255, 0, 0}, {255, 85, 0}, {255, 170, 0}, {255, 255, 0},
-                                                        {170, 255, 0}, {85, 255, 0}, {0, 255, 0}, {0, 255, 85},
-                                                        {0, 255, 170}, {0, 255, 255}, {0, 170, 255}, {0, 85, 255},
-                                                        {0, 0, 255}, {85, 0, 255}, {170, 0, 255}, {255, 0, 255},
-                                                        {255, 0, 170}, {255, 0, 85}, {170, 255, 255}, {255, 255, 0}}};
-constexpr std::array<std::array<int, 2>, 20> kHandEdges = {{{0, 1}, {1, 2}, {2, 3}, {3, 4}, {0, 5}, {5, 6}, {6, 7},
-                                                           {7, 8}, {0, 9}, {9, 10}, {10, 11}, {11, 12}, {0, 13},
-                                                           {13, 14}, {14, 15}, {15, 16}, {0, 17}, {17, 18},
-                                                           {18, 19}, {19, 20}}};
+constexpr std::array<std::array<int, 3>, 20> kColors = {
+    {{255, 0, 0},   {255, 85, 0},  {255, 170, 0}, {255, 255, 0}, {170, 255, 0},   {85, 255, 0}, {0, 255, 0},
+     {0, 255, 85},  {0, 255, 170}, {0, 255, 255}, {0, 170, 255}, {0, 85, 255},    {0, 0, 255},  {85, 0, 255},
+     {170, 0, 255}, {255, 0, 255}, {255, 0, 170}, {255, 0, 85},  {170, 255, 255}, {255, 255, 0}}};
+constexpr std::array<std::array<int, 2>, 20> kHandEdges = {
+    {{0, 1},   {1, 2},   {2, 3},  {3, 4},   {0, 5},   {5, 6},   {6, 7},  {7, 8},   {0, 9},   {9, 10},
+     {10, 11}, {11, 12}, {0, 13}, {13, 14}, {14, 15}, {15, 16}, {0, 17}, {17, 18}, {18, 19}, {19, 20}}};
 
 cv::Scalar palette(int i) { return cv::Scalar(kColors[i][0], kColors[i][1], kColors[i][2]); }
 
@@ -56,12 +66,23 @@ cv::Scalar hsv_color(double h, double scale) {
     const double p = v * (1.0 - s), q = v * (1.0 - s * f), t = v * (1.0 - s * (1.0 - f));
     double r = v, g = t, b = p;
     switch (i % 6) {
-        case 1: r = q, g = v, b = p; break;
-        case 2: r = p, g = v, b = t; break;
-        case 3: r = p, g = q, b = v; break;
-        case 4: r = t, g = p, b = v; break;
-        case 5: r = v, g = p, b = q; break;
-        default: break;
+        case 1:
+            r = q, g = v, b = p;
+            break;
+        case 2:
+            r = p, g = v, b = t;
+            break;
+        case 3:
+            r = p, g = q, b = v;
+            break;
+        case 4:
+            r = t, g = p, b = v;
+            break;
+        case 5:
+            r = v, g = p, b = q;
+            break;
+        default:
+            break;
     }
     return cv::Scalar(r * scale, g * scale, b * scale);
 }
@@ -92,7 +113,8 @@ std::vector<BodyPoint> body_points(const Person& p, const Norm& n, double thr, b
         out[j] = {n.x(k.x), n.y(k.y), double(k.c), double(k.c) > thr};
     }
     if (with_feet && p.feet.size() == 6) {
-        // ref: UniAnimate-DiT prepare_training_data.py: 18 = mean(l_big_toe, l_small_toe), 19 = mean(r_big_toe, r_small_toe)
+        // ref: UniAnimate-DiT prepare_training_data.py: 18 = mean(l_big_toe, l_small_toe), 19 = mean(r_big_toe,
+        // r_small_toe)
         for (int side = 0; side < 2; ++side) {
             const Keypoint &a = p.feet[3 * side], &b = p.feet[3 * side + 1];
             if (!finite(a) || !finite(b)) continue;
@@ -176,7 +198,8 @@ cv::Mat draw(const std::vector<Person>& people, const Norm& n, int height, int w
     const bool mimic = opts.style == RenderOptions::Style::MimicMotion;
     if (opts.body) {
         std::vector<std::vector<BodyPoint>> pts;
-        for (const Person& p : people) pts.push_back(body_points(p, n, thr, opts.style == RenderOptions::Style::UniAnimate));
+        for (const Person& p : people)
+            pts.push_back(body_points(p, n, thr, opts.style == RenderOptions::Style::UniAnimate));
         draw_body(canvas, pts, opts.style, thr);
     }
     if (opts.hands) {
@@ -212,7 +235,8 @@ cv::Mat render_pose(const PoseFrame& frame, int height, int width, const RenderO
     switch (opts.style) {
         case RenderOptions::Style::UniAnimate: {
             // ref: UniAnimate-DiT prepare_training_data.py keeps the first detection only.
-            std::vector<Person> first(frame.people.begin(), frame.people.begin() + std::min<std::size_t>(1, frame.people.size()));
+            std::vector<Person> first(frame.people.begin(),
+                                      frame.people.begin() + std::min<std::size_t>(1, frame.people.size()));
             return draw(first, n, height, width, opts);
         }
         case RenderOptions::Style::MimicMotion: {
@@ -225,7 +249,8 @@ cv::Mat render_pose(const PoseFrame& frame, int height, int width, const RenderO
             return out;
         }
         case RenderOptions::Style::VACE:
-        default: return draw(frame.people, n, height, width, opts);
+        default:
+            return draw(frame.people, n, height, width, opts);
     }
 }
 

@@ -47,8 +47,8 @@ at::Tensor load_frames(const PipelineOptions& o) {
         frames = frames.narrow(1, 0, keep);
     }
     if (frames.size(2) % 16 != 0 || frames.size(3) % 16 != 0) {
-        throw ConfigError(fmt::format("the video size {}x{} is not a multiple of 16; pass --size HxW",
-                                      frames.size(2), frames.size(3)));
+        throw ConfigError(fmt::format("the video size {}x{} is not a multiple of 16; pass --size HxW", frames.size(2),
+                                      frames.size(3)));
     }
     return frames;
 }
@@ -58,9 +58,10 @@ std::pair<at::Tensor, at::Tensor> load_contexts(const PipelineOptions& o, int64_
     if (!o.context_file.empty()) {
         const auto c = models::t5::load_contexts_safetensors(o.context_file, text_dim, text_len);
         if (c.size() != 2) {
-            throw DataError(fmt::format("'{}' holds {} prompt embedding(s); ipa-sample needs two (prompt, negative "
-                                        "prompt: `ipa-inspect encode-prompt --prompt P --prompt N`)",
-                                        o.context_file.string(), c.size()));
+            throw DataError(
+                fmt::format("'{}' holds {} prompt embedding(s); ipa-sample needs two (prompt, negative "
+                            "prompt: `ipa-inspect encode-prompt --prompt P --prompt N`)",
+                            o.context_file.string(), c.size()));
         }
         return {c[0].to(torch::kFloat32), c[1].to(torch::kFloat32)};
     }
@@ -99,7 +100,9 @@ PipelineResult run_pipeline(const PipelineOptions& o) {
     } else {
         vae = models::vae::load_wan_vae(o.vae, o.device, c10::kFloat);
     }
-    const wan::VideoEncoder encode = [&](const at::Tensor& v) { return vae->encode(v.to(o.device), o.vae_tiling).cpu(); };
+    const wan::VideoEncoder encode = [&](const at::Tensor& v) {
+        return vae->encode(v.to(o.device), o.vae_tiling).cpu();
+    };
     const auto vace = wan::vace_context(frames, {}, refs, encode);  // [96, n_ref + T_lat, h, w]
     spdlog::info("VACE context [{}] from {} frames at {}x{}{}", fmt::join(vace.sizes(), ", "), frames.size(1), H, W,
                  refs.empty() ? "" : " + reference image");

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <map>
 
 #include "ipa/core/error.h"
 #include "ipa/core/run_context.h"
@@ -14,8 +15,6 @@
 #include "ipa/io/summary.h"
 #include "ipa/models/wan/key_mapping.h"
 #include "ipa/models/wan/loader.h"
-
-#include <map>
 
 namespace ipa::tools {
 namespace wan = ipa::models::wan;
@@ -31,14 +30,12 @@ wan::WanConfig config_for(const std::string& model_config, const io::Checkpoint&
     return wan::WanConfig::resolve(model_config);
 }
 
-double now_s() {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 }  // namespace
 
-std::string check_weights(const std::string& model_config, const std::filesystem::path& weights,
-                          c10::ScalarType dtype, bool strict) {
+std::string check_weights(const std::string& model_config, const std::filesystem::path& weights, c10::ScalarType dtype,
+                          bool strict) {
     const auto ckpt = io::Checkpoint::open(weights);
     const auto cfg = config_for(model_config, ckpt);
     // Names and shapes are checked on a meta-device model: no memory, even for 14B.
@@ -56,11 +53,11 @@ std::string check_weights(const std::string& model_config, const std::filesystem
     for (const auto& e : ckpt.entries()) stored[e.dtype] += 1;
     std::string dtypes;
     for (const auto& [d, n] : stored) dtypes += fmt::format("{}{} x{}", dtypes.empty() ? "" : ", ", d, n);
-    std::string out = fmt::format("{}: {} tensors ({}, {} key names) match {} ({} layers, dim {}, {}{}), {} parameters ({:.3f} B)\n",
-                                  weights.string(), report.loaded.size(), dtypes, wan::detect_key_format(ckpt), cfg.is_vace() ? "VaceWanModel" : "WanModel",
-                                  cfg.num_layers, cfg.dim, cfg.model_type,
-                                  cfg.is_vace() ? fmt::format(", {} VACE blocks", cfg.vace_layers.size()) : "",
-                                  params, params / 1e9);
+    std::string out =
+        fmt::format("{}: {} tensors ({}, {} key names) match {} ({} layers, dim {}, {}{}), {} parameters ({:.3f} B)\n",
+                    weights.string(), report.loaded.size(), dtypes, wan::detect_key_format(ckpt),
+                    cfg.is_vace() ? "VaceWanModel" : "WanModel", cfg.num_layers, cfg.dim, cfg.model_type,
+                    cfg.is_vace() ? fmt::format(", {} VACE blocks", cfg.vace_layers.size()) : "", params, params / 1e9);
     if (!report.ok()) out += report.describe();
     return out;
 }
@@ -80,9 +77,10 @@ std::string forward_file(const std::string& model_config, const std::filesystem:
     const auto in_file = io::SafetensorsFile::open(inputs);
     auto need = [&](const std::string& name) {
         if (!in_file.contains(name)) {
-            throw DataError(fmt::format("inputs '{}' have no tensor '{}' (expected x, t, context[, vace_context, "
-                                        "seq_len, context_scale])",
-                                        inputs.string(), name));
+            throw DataError(
+                fmt::format("inputs '{}' have no tensor '{}' (expected x, t, context[, vace_context, "
+                            "seq_len, context_scale])",
+                            inputs.string(), name));
         }
         return in_file.tensor(name).to(device);
     };
@@ -131,8 +129,8 @@ std::string bench_forward(const BenchForwardOptions& o) {
     in.t = torch::full({o.batch}, 500.0, opt);
     in.context = torch::randn({o.batch, cfg.text_len, cfg.text_dim}, opt);
     if (cfg.is_vace()) in.vace_context = torch::randn({o.batch, cfg.vace_in_dim, o.frames, o.height, o.width}, opt);
-    const int64_t tokens = o.batch * o.frames / cfg.patch_size[0] * (o.height / cfg.patch_size[1]) *
-                           (o.width / cfg.patch_size[2]);
+    const int64_t tokens =
+        o.batch * o.frames / cfg.patch_size[0] * (o.height / cfg.patch_size[1]) * (o.width / cfg.patch_size[2]);
     auto sync = [&] {
         if (o.device.is_cuda()) torch::cuda::synchronize();
     };
@@ -164,7 +162,8 @@ std::string bench_forward(const BenchForwardOptions& o) {
     int64_t params = 0;
     for (const auto& p : model->parameters()) params += p.numel();
     std::string out = fmt::format(
-        "model {} ({} layers, dim {}, {} params), {} tokens (batch {}, latent {}x{}x{}), {} on {}, torch {}, {} threads\n",
+        "model {} ({} layers, dim {}, {} params), {} tokens (batch {}, latent {}x{}x{}), {} on {}, torch {}, {} "
+        "threads\n",
         o.model, cfg.num_layers, cfg.dim, params, tokens, o.batch, o.frames, o.height, o.width, dtype_name(o.dtype),
         o.device.str(), compat::torch_version(), torch::get_num_threads());
     out += fmt::format("forward            best {:9.4f} s  mean {:9.4f} s  {:10.1f} tokens/s\n", fwd.first, fwd.second,
@@ -175,7 +174,7 @@ std::string bench_forward(const BenchForwardOptions& o) {
     }
     const auto peak = compat::peak_memory_bytes(o.device);
     out += fmt::format("peak memory        {}\n", peak >= 0 ? io::format_bytes(static_cast<double>(peak))
-                                                           : std::string("n/a on this device (not measured yet)"));
+                                                            : std::string("n/a on this device (not measured yet)"));
     return out;
 }
 

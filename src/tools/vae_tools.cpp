@@ -26,8 +26,8 @@ bool is_safetensors(const fs::path& p) { return p.extension() == ".safetensors";
 at::Tensor tensor_from(const fs::path& file, const std::string& name, int64_t channels) {
     const auto f = io::SafetensorsFile::open(file);
     if (!f.contains(name)) {
-        throw DataError(fmt::format("'{}' has no tensor '{}' (it holds {} tensors)", file.string(), name,
-                                    f.tensors().size()));
+        throw DataError(
+            fmt::format("'{}' has no tensor '{}' (it holds {} tensors)", file.string(), name, f.tensors().size()));
     }
     auto t = f.tensor(name).to(torch::kFloat32).clone();
     if (t.dim() != 4 || t.size(0) != channels) {
@@ -62,7 +62,8 @@ std::string vae_encode_file(const fs::path& vae_path, const fs::path& input, con
     const auto z = vae->encode(video.to(o.device), o.tiling).cpu();
     const double enc_s = seconds_since(t1);
     io::save_safetensors(out, {{"latents", z}},
-                         {{"source", input.string()}, {"vae", vae_path.string()},
+                         {{"source", input.string()},
+                          {"vae", vae_path.string()},
                           {"video_shape", fmt::format("{}", fmt::join(video.sizes(), "x"))},
                           {"tiled", o.tiling.enabled ? "true" : "false"}});
     return fmt::format("encoded [{}] -> latents [{}] in {:.2f} s (load {:.2f} s) -> {}", fmt::join(video.sizes(), ", "),
@@ -85,8 +86,8 @@ std::string vae_decode_file(const fs::path& vae_path, const fs::path& input, con
         wo.fps = o.fps;
         media::write_video(out, video, wo);
     }
-    return fmt::format("decoded latents [{}] -> video [{}] in {:.2f} s (load {:.2f} s) -> {}", fmt::join(z.sizes(), ", "),
-                       fmt::join(video.sizes(), ", "), dec_s, load_s, out.string());
+    return fmt::format("decoded latents [{}] -> video [{}] in {:.2f} s (load {:.2f} s) -> {}",
+                       fmt::join(z.sizes(), ", "), fmt::join(video.sizes(), ", "), dec_s, load_s, out.string());
 }
 
 }  // namespace ipa::tools

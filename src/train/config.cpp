@@ -22,13 +22,14 @@ void positive(const ConfigReader& sec, const std::string& key, double v, bool al
 
 TrainConfig TrainConfig::from_yaml(const ConfigReader& root) {
     TrainConfig c;
-    static const std::vector<std::string> sections{"model", "lora", "loss", "timesteps", "data",
+    static const std::vector<std::string> sections{"model", "lora",  "loss",       "timesteps", "data",
                                                    "optim", "train", "checkpoint", "dist"};
     for (const auto& k : root.keys()) {
         if (std::find(sections.begin(), sections.end(), k) == sections.end()) {
-            throw ConfigError(fmt::format("unknown config section '{}' in {} (known: model, lora, loss, timesteps, "
-                                          "data, optim, train, checkpoint, dist)",
-                                          k, root.source()));
+            throw ConfigError(
+                fmt::format("unknown config section '{}' in {} (known: model, lora, loss, timesteps, "
+                            "data, optim, train, checkpoint, dist)",
+                            k, root.source()));
         }
     }
     {
@@ -64,9 +65,11 @@ TrainConfig TrainConfig::from_yaml(const ConfigReader& root) {
         c.loss.beta = s.get_or<double>("beta", c.loss.beta);
         positive(s, "beta", c.loss.beta);
         c.loss.hand_weight = s.get_or<double>("hand_weight", c.loss.hand_weight);
-        if (c.loss.hand_weight < 1.0) bad(s, "hand_weight", fmt::format("must be >= 1 (1 = HALO off), got {}", c.loss.hand_weight));
+        if (c.loss.hand_weight < 1.0)
+            bad(s, "hand_weight", fmt::format("must be >= 1 (1 = HALO off), got {}", c.loss.hand_weight));
         const auto tw = s.get_or<std::string>("time_weight", "one_minus_t_squared");
-        if (tw != "one_minus_t_squared" && tw != "none") bad(s, "time_weight", fmt::format("'{}' is not one of one_minus_t_squared, none", tw));
+        if (tw != "one_minus_t_squared" && tw != "none")
+            bad(s, "time_weight", fmt::format("'{}' is not one of one_minus_t_squared, none", tw));
         c.loss.time_weight = tw == "one_minus_t_squared";
         s.finish();
     }
@@ -89,16 +92,18 @@ TrainConfig TrainConfig::from_yaml(const ConfigReader& root) {
         c.data.manifest = s.get_or<std::string>("manifest", "");
         c.data.cache_dir = s.get_or<std::string>("cache_dir", c.data.cache_dir);
         c.data.frames = s.get_or<int64_t>("frames", c.data.frames);
-        if (c.data.frames < 1 || (c.data.frames - 1) % 4 != 0) bad(s, "frames", fmt::format("must be 4k+1 (Wan VAE), got {}", c.data.frames));
+        if (c.data.frames < 1 || (c.data.frames - 1) % 4 != 0)
+            bad(s, "frames", fmt::format("must be 4k+1 (Wan VAE), got {}", c.data.frames));
         c.data.size = s.get_or<std::vector<int64_t>>("size", c.data.size);
-        if (c.data.size.size() != 2 || c.data.size[0] % 16 || c.data.size[1] % 16 || c.data.size[0] <= 0 || c.data.size[1] <= 0) {
+        if (c.data.size.size() != 2 || c.data.size[0] % 16 || c.data.size[1] % 16 || c.data.size[0] <= 0 ||
+            c.data.size[1] <= 0) {
             bad(s, "size", "must be [height, width], both positive multiples of 16");
         }
         c.data.synthetic = s.get_or<int64_t>("synthetic", 0);
         positive(s, "synthetic", static_cast<double>(c.data.synthetic), true);
         if (c.data.synthetic > 0 && !c.data.manifest.empty()) {
-            bad(s, "synthetic", fmt::format("is {} while data.manifest is set; a run trains on one or the other",
-                                            c.data.synthetic));
+            bad(s, "synthetic",
+                fmt::format("is {} while data.manifest is set; a run trains on one or the other", c.data.synthetic));
         }
         c.data.hand_masks = s.get_or<bool>("hand_masks", c.data.hand_masks);
         c.data.mask_shape = s.get_or<std::string>("mask_shape", c.data.mask_shape);
@@ -186,8 +191,10 @@ std::string TrainConfig::to_yaml() const {
     auto kv = [&](const char* k, const auto& v) { out << YAML::Key << k << YAML::Value << v; };
     auto str_or_null = [&](const char* k, const std::string& v) {
         out << YAML::Key << k << YAML::Value;
-        if (v.empty()) out << YAML::Null;
-        else out << v;
+        if (v.empty())
+            out << YAML::Null;
+        else
+            out << v;
     };
     out << YAML::BeginMap;
     out << YAML::Key << "model" << YAML::Value << YAML::BeginMap;

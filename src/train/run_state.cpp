@@ -59,9 +59,9 @@ void save_checkpoint(const fs::path& dir, const RunState& state, torch::nn::Modu
         lora::save_adapter(tmp / "adapter.safetensors", model, config.lora,
                            {{"step", std::to_string(state.step)}, {"loss", loss::to_string(config.loss.kind)}});
         torch::save(optimizer, (tmp / "optimizer.pt").string());
-        nlohmann::json j{{"step", state.step},           {"epoch", state.epoch},
-                         {"position", state.position},   {"bad_steps", state.bad_steps},
-                         {"world_size", state.world_size}, {"format", "ipa-train-state-v2"}};
+        nlohmann::json j{
+            {"step", state.step},           {"epoch", state.epoch},           {"position", state.position},
+            {"bad_steps", state.bad_steps}, {"world_size", state.world_size}, {"format", "ipa-train-state-v2"}};
         write_file_atomic(tmp / "config.yaml", config.to_yaml());
         write_file_atomic(tmp / "trainer_state.json", j.dump(2) + "\n");  // last: marks completeness
         fs::remove_all(final_dir);
@@ -101,7 +101,8 @@ RunState load_checkpoint(const fs::path& step_dir, torch::nn::Module& model, tor
         s.bad_steps = j.at("bad_steps").get<int64_t>();
         s.world_size = j.value("world_size", int64_t{1});
     } catch (const std::exception& e) {
-        throw CheckpointError(fmt::format("checkpoint '{}' has a bad trainer_state.json: {}", step_dir.string(), e.what()));
+        throw CheckpointError(
+            fmt::format("checkpoint '{}' has a bad trainer_state.json: {}", step_dir.string(), e.what()));
     }
     lora::load_adapter(model, step_dir / "adapter.safetensors", /*strict=*/true);
     try {

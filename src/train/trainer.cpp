@@ -39,9 +39,7 @@ std::string StepMetrics::to_json() const {
 
 namespace {
 
-double now_s() {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 double learning_rate(const OptimSection& o, int64_t step /*1-based*/, int64_t total) {
     if (o.warmup_steps > 0 && step <= o.warmup_steps) return o.lr * static_cast<double>(step) / o.warmup_steps;
@@ -89,9 +87,10 @@ data::CacheIndex open_cache_local(const TrainConfig& cfg, const wan::WanConfig& 
         return data::make_synthetic_cache(dir, so);
     }
     if (empty) {
-        throw DataError(fmt::format("training cache '{}' is empty or missing; set data.manifest to build it from a "
-                                    "curated manifest (or data.synthetic: N for a synthetic run)",
-                                    dir.string()));
+        throw DataError(
+            fmt::format("training cache '{}' is empty or missing; set data.manifest to build it from a "
+                        "curated manifest (or data.synthetic: N for a synthetic run)",
+                        dir.string()));
     }
     return data::CacheIndex::scan(dir);
 }
@@ -119,8 +118,9 @@ data::CacheIndex open_cache(const TrainConfig& cfg, const wan::WanConfig& mcfg, 
                             const TrainHooks& hooks) {
     if (!cfg.data.manifest.empty()) {
         if (!hooks.build_cache_shard || !hooks.write_cache_index) {
-            throw ConfigError("data.manifest is set, but this program cannot build training caches (ipa-train can); "
-                              "unset data.manifest to train on an existing cache_dir");
+            throw ConfigError(
+                "data.manifest is set, but this program cannot build training caches (ipa-train can); "
+                "unset data.manifest to train on an existing cache_dir");
         }
         std::exception_ptr error;
         try {
@@ -128,11 +128,12 @@ data::CacheIndex open_cache(const TrainConfig& cfg, const wan::WanConfig& mcfg, 
         } catch (...) {
             error = std::current_exception();
         }
-        const int failed = pg.wait_all("training cache built", error != nullptr,
-                                       static_cast<double>(cfg.data.build_timeout_s));
+        const int failed =
+            pg.wait_all("training cache built", error != nullptr, static_cast<double>(cfg.data.build_timeout_s));
         if (error) std::rethrow_exception(error);
         if (failed > 0) {
-            throw DataError(fmt::format("{} rank(s) failed to build their share of the cache; their logs say why", failed));
+            throw DataError(
+                fmt::format("{} rank(s) failed to build their share of the cache; their logs say why", failed));
         }
         on_main_rank(pg, "training cache index", [&] { hooks.write_cache_index(); });
         return data::CacheIndex::read(cfg.data.cache_dir);
@@ -151,8 +152,9 @@ struct MicroResult {
 
 TrainResult run_training(const TrainConfig& cfg, const RunContext& ctx, const TrainHooks& hooks) {
     if (cfg.loss.kind == loss::LossKind::dpo) {
-        throw ConfigError("loss.kind 'dpo' needs winner/loser pairs, which the training cache does not hold yet; "
-                          "use ipa or sft");
+        throw ConfigError(
+            "loss.kind 'dpo' needs winner/loser pairs, which the training cache does not hold yet; "
+            "use ipa or sft");
     }
     TrainResult result;
     const auto device = ctx.device;
@@ -176,9 +178,10 @@ TrainResult run_training(const TrainConfig& cfg, const RunContext& ctx, const Tr
     torch::manual_seed(cfg.train.seed);
     std::shared_ptr<wan::WanModelImpl> model;
     if (cfg.model.checkpoint.empty()) {
-        spdlog::warn("model.checkpoint is empty: the base model is randomly initialised (seed {}) — fine for the tiny "
-                     "demo, meaningless for real training",
-                     cfg.train.seed);
+        spdlog::warn(
+            "model.checkpoint is empty: the base model is randomly initialised (seed {}) — fine for the tiny "
+            "demo, meaningless for real training",
+            cfg.train.seed);
         model = wan::make_wan_model(mcfg);
         model->to(device);
         model->set_dtype(dtype);
@@ -199,9 +202,10 @@ TrainResult run_training(const TrainConfig& cfg, const RunContext& ctx, const Tr
     int64_t n_train = 0, n_base = 0;
     for (const auto& p : params) n_train += p.numel();
     for (const auto& p : model->parameters()) n_base += p.requires_grad() ? 0 : p.numel();
-    spdlog::info("model {} ({} layers, dim {}), {:.3f} M frozen base params, LoRA rank {} on {} modules: {:.3f} M "
-                 "trainable",
-                 cfg.model.config, mcfg.num_layers, mcfg.dim, n_base / 1e6, cfg.lora.rank, adapted.size(), n_train / 1e6);
+    spdlog::info(
+        "model {} ({} layers, dim {}), {:.3f} M frozen base params, LoRA rank {} on {} modules: {:.3f} M "
+        "trainable",
+        cfg.model.config, mcfg.num_layers, mcfg.dim, n_base / 1e6, cfg.lora.rank, adapted.size(), n_train / 1e6);
 
     torch::optim::AdamW optimizer(params, torch::optim::AdamWOptions(cfg.optim.lr)
                                               .betas({cfg.optim.betas[0], cfg.optim.betas[1]})
@@ -212,16 +216,19 @@ TrainResult run_training(const TrainConfig& cfg, const RunContext& ctx, const Tr
     const fs::path ckpt_dir = cfg.checkpoint.dir;
     detail::RunState state;
     fs::path resume_from;
-    if (cfg.checkpoint.resume == "auto") resume_from = find_latest_checkpoint(ckpt_dir);
-    else if (cfg.checkpoint.resume != "never") resume_from = cfg.checkpoint.resume;
+    if (cfg.checkpoint.resume == "auto")
+        resume_from = find_latest_checkpoint(ckpt_dir);
+    else if (cfg.checkpoint.resume != "never")
+        resume_from = cfg.checkpoint.resume;
     if (!resume_from.empty()) {
         state = detail::load_checkpoint(resume_from, *model, optimizer);
         result.resumed_from = state.step;
         spdlog::info("resumed from {} (step {})", resume_from.string(), state.step);
         if (state.world_size != pg->world_size()) {
-            spdlog::warn("{} was written by a run on {} rank(s), this one has {}: the data order continues "
-                         "differently from an uninterrupted run",
-                         resume_from.string(), state.world_size, pg->world_size());
+            spdlog::warn(
+                "{} was written by a run on {} rank(s), this one has {}: the data order continues "
+                "differently from an uninterrupted run",
+                resume_from.string(), state.world_size, pg->world_size());
         }
     }
     fs::create_directories(ckpt_dir);
@@ -281,7 +288,8 @@ TrainResult run_training(const TrainConfig& cfg, const RunContext& ctx, const Tr
         }
         const auto err_theta = loss::weighted_error(model->forward(in), target, weights);
         if (with_ref) {
-            const auto terms = loss::flow_ipa_loss(err_theta, err_ref, sigma.to(device), cfg.loss.beta, cfg.loss.time_weight);
+            const auto terms =
+                loss::flow_ipa_loss(err_theta, err_ref, sigma.to(device), cfg.loss.beta, cfg.loss.time_weight);
             r.loss = terms.loss;
             r.gap = terms.gap.mean();
             r.err_ref = err_ref.mean();
@@ -351,9 +359,10 @@ TrainResult run_training(const TrainConfig& cfg, const RunContext& ctx, const Tr
             spdlog::warn("step {}: non-finite loss or gradient, step skipped ({} of at most {})", step, state.bad_steps,
                          cfg.train.max_bad_steps);
             if (state.bad_steps > cfg.train.max_bad_steps) {
-                throw Error(fmt::format("training aborted at step {}: {} non-finite steps (train.max_bad_steps = {}); "
-                                        "lower optim.lr or loss.beta, or check the cache for bad samples",
-                                        step, state.bad_steps, cfg.train.max_bad_steps));
+                throw Error(
+                    fmt::format("training aborted at step {}: {} non-finite steps (train.max_bad_steps = {}); "
+                                "lower optim.lr or loss.beta, or check the cache for bad samples",
+                                step, state.bad_steps, cfg.train.max_bad_steps));
             }
         } else {
             m.grad_norm = torch::nn::utils::clip_grad_norm_(
@@ -375,10 +384,11 @@ TrainResult run_training(const TrainConfig& cfg, const RunContext& ctx, const Tr
             metrics << m.to_json() << "\n";
             metrics.flush();
             if (step % cfg.train.log_every == 0 || step == cfg.train.steps) {
-                spdlog::info("step {}/{} loss {:.5f} gap {:+.3e} err_theta {:.5f} err_ref {:.5f} acc {:.2f} grad_norm "
-                             "{:.3e} lr {:.2e} {:.2f} samples/s",
-                             step, cfg.train.steps, m.loss, m.gap, m.err_theta, m.err_ref, m.reward_accuracy,
-                             m.grad_norm, m.lr, m.samples_per_s);
+                spdlog::info(
+                    "step {}/{} loss {:.5f} gap {:+.3e} err_theta {:.5f} err_ref {:.5f} acc {:.2f} grad_norm "
+                    "{:.3e} lr {:.2e} {:.2f} samples/s",
+                    step, cfg.train.steps, m.loss, m.gap, m.err_theta, m.err_ref, m.reward_accuracy, m.grad_norm, m.lr,
+                    m.samples_per_s);
             }
         }
         const bool last = step == cfg.train.steps || (hooks.stop_after_step > 0 && step >= hooks.stop_after_step);

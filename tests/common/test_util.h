@@ -22,7 +22,8 @@ struct TempDir {
     std::filesystem::path path;
     explicit TempDir(const std::string& prefix = "ipa", bool prefer_tmpfs = false) {
         namespace fs = std::filesystem;
-        const fs::path base = prefer_tmpfs && fs::is_directory("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
+        const fs::path base =
+            prefer_tmpfs && fs::is_directory("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
         const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
         std::string name = info ? std::string(info->test_suite_name()) + "_" + info->name() : "none";
         for (auto& c : name) {

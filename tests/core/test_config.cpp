@@ -39,8 +39,7 @@ TEST(ConfigReader, ReadsTypedValuesAndDefaults) {
     auto train = cfg.section("train");
     EXPECT_EQ(train.get<int64_t>("steps"), 1000);
     EXPECT_TRUE(train.get<bool>("grad_checkpointing"));
-    EXPECT_EQ(cfg.section("data").get<std::vector<int64_t>>("size"),
-              (std::vector<int64_t>{480, 832}));
+    EXPECT_EQ(cfg.section("data").get<std::vector<int64_t>>("size"), (std::vector<int64_t>{480, 832}));
     EXPECT_NO_THROW(optim.finish());
 }
 
@@ -71,10 +70,8 @@ TEST(ConfigReader, ListElementErrorsNameTheIndex) {
 
 TEST(ConfigReader, MissingRequiredKeyAndBadSection) {
     auto cfg = ConfigReader::load_string("model: 3\n", "run.yaml");
-    EXPECT_NE(error_of([&] { cfg.get<std::string>("name"); }).find("'name' is required"),
-              std::string::npos);
-    EXPECT_NE(error_of([&] { cfg.section("model"); }).find("expected a mapping"),
-              std::string::npos);
+    EXPECT_NE(error_of([&] { cfg.get<std::string>("name"); }).find("'name' is required"), std::string::npos);
+    EXPECT_NE(error_of([&] { cfg.section("model"); }).find("expected a mapping"), std::string::npos);
 }
 
 TEST(ConfigReader, FloatIsNotAnInteger) {
@@ -84,11 +81,9 @@ TEST(ConfigReader, FloatIsNotAnInteger) {
 }
 
 TEST(ConfigReader, BadFileAndBadYaml) {
-    EXPECT_NE(error_of([] { ConfigReader::load_file("/nonexistent/run.yaml"); }).find(
-                  "/nonexistent/run.yaml"),
+    EXPECT_NE(error_of([] { ConfigReader::load_file("/nonexistent/run.yaml"); }).find("/nonexistent/run.yaml"),
               std::string::npos);
-    EXPECT_NE(error_of([] { ConfigReader::load_string("a: [1, 2", "x.yaml"); }).find("x.yaml"),
-              std::string::npos);
+    EXPECT_NE(error_of([] { ConfigReader::load_string("a: [1, 2", "x.yaml"); }).find("x.yaml"), std::string::npos);
 }
 
 TEST(ApplyOverride, SetsNestedValuesParsedAsYaml) {
@@ -98,8 +93,7 @@ TEST(ApplyOverride, SetsNestedValuesParsedAsYaml) {
     ipa::apply_override(root, "checkpoint.dir=runs/x");
     ConfigReader cfg(root, "", "run.yaml");
     EXPECT_DOUBLE_EQ(cfg.section("optim").get<double>("lr"), 5e-5);
-    EXPECT_EQ(cfg.section("data").get<std::vector<int64_t>>("size"),
-              (std::vector<int64_t>{240, 416}));
+    EXPECT_EQ(cfg.section("data").get<std::vector<int64_t>>("size"), (std::vector<int64_t>{240, 416}));
     EXPECT_EQ(cfg.section("checkpoint").get<std::string>("dir"), "runs/x");
 }
 

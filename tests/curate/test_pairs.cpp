@@ -28,8 +28,8 @@ CandidateScore cand(const std::string& id, const std::string& group, int T, Patt
 std::vector<CandidateScore> hand_made_set() {
     return {
         // Group A, 32 frames = two 16-frame windows.
-        cand("a_good", "A", 32, [](int) { return 0.9; }),                       // windows: GOOD, GOOD
-        cand("a_bad", "A", 32, [](int) { return 0.1; }),                        // BAD, BAD
+        cand("a_good", "A", 32, [](int) { return 0.9; }),                              // windows: GOOD, GOOD
+        cand("a_bad", "A", 32, [](int) { return 0.1; }),                               // BAD, BAD
         cand("a_mix", "A", 32, [](int t) { return t < 16 || t == 20 ? 0.5 : 0.49; }),  // GOOD, MIXED
         // Group B: the shorter one has 10 frames < window → one window of 10 frames.
         cand("b_1", "B", 20, [](int) { return 0.2; }),
@@ -67,8 +67,8 @@ TEST(Pairs, WindowSizeAndThresholdChangeTheClasses) {
     PairStats s = pair_statistics(hand_made_set(), cfg, {10});
     EXPECT_EQ(s.windows, 3 * 3 + 1);
     // a_mix windows: [0,10) GOOD, [10,20) MIXED (16..19 fail), [20,30) MIXED (frame 20 passes).
-    EXPECT_EQ(s.strict, 3 + 1);      // good-vs-bad x3, bad-vs-mix in the first window
-    EXPECT_EQ(s.both_good, 1);       // good-vs-mix, first window
+    EXPECT_EQ(s.strict, 3 + 1);  // good-vs-bad x3, bad-vs-mix in the first window
+    EXPECT_EQ(s.both_good, 1);   // good-vs-mix, first window
     EXPECT_EQ(s.mixed, 2 + 2);
     EXPECT_EQ(s.both_bad, 1);
     // Threshold 0.25: b_2 (0.3) passes, b_1 (0.2) fails → B becomes strict; a_mix all pass.

@@ -3,9 +3,8 @@
 
 #include <gtest/gtest.h>
 
-#include <opencv2/imgproc.hpp>
-
 #include <cmath>
+#include <opencv2/imgproc.hpp>
 
 #include "curate_test_util.h"
 #include "ipa/core/error.h"
@@ -117,8 +116,8 @@ TEST(Score, CleanStaticHandsScoreOne) {
     // An odd-sized crop has one more pixel of one sign: variance 1020²·(1 - 1/N²).
     EXPECT_NEAR(lv, 1020.0 * 1020, 1020.0 * 1020 * 1e-5);
     EXPECT_NEAR(s.stats.at("sharpness_ratio"), 1.0, 1e-5);  // the same texture everywhere
-    EXPECT_DOUBLE_EQ(s.frames[0].jitter, -1.0);  // undefined on the first frame
-    EXPECT_DOUBLE_EQ(s.frames[4].accel, -1.0);   // and accel on the last
+    EXPECT_DOUBLE_EQ(s.frames[0].jitter, -1.0);             // undefined on the first frame
+    EXPECT_DOUBLE_EQ(s.frames[4].accel, -1.0);              // and accel on the last
     EXPECT_DOUBLE_EQ(s.score, 1.0);
     EXPECT_TRUE(s.pass);
     for (const auto& f : s.frames) EXPECT_DOUBLE_EQ(f.score, 1.0);
@@ -180,26 +179,36 @@ TEST(Score, JitterIgnoresRigidMotionAccelMeasuresIt) {
     const ScoreConfig cfg;
     const auto frames = frames_of(5, checkerboard(kSize, kSize));
     // Constant velocity: no jitter, no acceleration.
-    const auto lin = score_candidate("v", "", frames, sequence(5, [](int t, auto& h) {
-                                         for (auto& k : h) k.x += 3.0f * t;
-                                     }), cfg);
+    const auto lin = score_candidate("v", "", frames,
+                                     sequence(5,
+                                              [](int t, auto& h) {
+                                                  for (auto& k : h) k.x += 3.0f * t;
+                                              }),
+                                     cfg);
     EXPECT_NEAR(lin.stats.at("jitter"), 0.0, 1e-12);
     EXPECT_NEAR(lin.stats.at("accel"), 0.0, 1e-12);
     // Rotation about the wrist and uniform scaling: a similarity, so no shape jitter.
-    const auto rot = score_candidate("r", "", frames, sequence(5, [](int t, auto& h) {
-                                         const float x0 = h[0].x, y0 = h[0].y, a = 0.1f * t, sc = 1.0f + 0.05f * t;
-                                         for (auto& k : h) {
-                                             const float dx = k.x - x0, dy = k.y - y0;
-                                             k.x = x0 + sc * (std::cos(a) * dx - std::sin(a) * dy);
-                                             k.y = y0 + sc * (std::sin(a) * dx + std::cos(a) * dy);
-                                         }
-                                     }), cfg);
+    const auto rot = score_candidate("r", "", frames,
+                                     sequence(5,
+                                              [](int t, auto& h) {
+                                                  const float x0 = h[0].x, y0 = h[0].y, a = 0.1f * t,
+                                                              sc = 1.0f + 0.05f * t;
+                                                  for (auto& k : h) {
+                                                      const float dx = k.x - x0, dy = k.y - y0;
+                                                      k.x = x0 + sc * (std::cos(a) * dx - std::sin(a) * dy);
+                                                      k.y = y0 + sc * (std::sin(a) * dx + std::cos(a) * dy);
+                                                  }
+                                              }),
+                                     cfg);
     EXPECT_NEAR(rot.stats.at("jitter"), 0.0, 1e-6);
     EXPECT_GT(rot.stats.at("accel"), 0.004);  // centripetal: ~r·0.1² over the hand
     // x = x0 + t^2: second difference 2 px for every point, hand size 16 → 0.125.
-    const auto acc = score_candidate("a", "", frames, sequence(5, [](int t, auto& h) {
-                                         for (auto& k : h) k.x += float(t * t);
-                                     }), cfg);
+    const auto acc = score_candidate("a", "", frames,
+                                     sequence(5,
+                                              [](int t, auto& h) {
+                                                  for (auto& k : h) k.x += float(t * t);
+                                              }),
+                                     cfg);
     EXPECT_NEAR(acc.stats.at("jitter"), 0.0, 1e-12);
     EXPECT_NEAR(acc.stats.at("accel"), 0.125, 1e-12);
     EXPECT_NEAR(acc.stats.at("s_accel"), (0.125 - 0.25) / (0.08 - 0.25), 1e-12);
@@ -220,8 +229,7 @@ double similarity_residual(const std::vector<pose::Keypoint>& p, const std::vect
     cv::solve(A, B, X, cv::DECOMP_SVD);
     const cv::Mat fit = A * X;
     double sum = 0;
-    for (int i = 0; i < 21; ++i)
-        sum += std::hypot(fit.at<double>(2 * i) - q[i].x, fit.at<double>(2 * i + 1) - q[i].y);
+    for (int i = 0; i < 21; ++i) sum += std::hypot(fit.at<double>(2 * i) - q[i].x, fit.at<double>(2 * i + 1) - q[i].y);
     return sum / 21 / size;
 }
 
@@ -350,7 +358,12 @@ TEST(Score, ScoresFilesRoundTripAndRescore) {
     const auto frames = frames_of(4, checkerboard(kSize, kSize));
     std::vector<CandidateScore> in = {
         score_candidate("a,1", "g", frames, sequence(4, [](int t, auto& h) { h[8].y += 8.0f * (t % 2); }), cfg),
-        score_candidate("b", "", frames, sequence(4, [](int t, auto& h) { for (auto& k : h) k.x += float(t * t); }), cfg)};
+        score_candidate("b", "", frames,
+                        sequence(4,
+                                 [](int t, auto& h) {
+                                     for (auto& k : h) k.x += float(t * t);
+                                 }),
+                        cfg)};
     write_scores(tmp.path / "out", in);
     const std::string csv = test::read_text(tmp.path / "out" / "scores.csv");
     EXPECT_EQ(csv.substr(0, 20), "id,group,score,pass,");
@@ -363,7 +376,8 @@ TEST(Score, ScoresFilesRoundTripAndRescore) {
         EXPECT_NEAR(back[i].score, in[i].score, 1e-8);
         EXPECT_EQ(back[i].pass, in[i].pass);
         ASSERT_EQ(back[i].stats.size(), in[i].stats.size());
-        for (const auto& [k, v] : in[i].stats) EXPECT_NEAR(back[i].stats.at(k), v, 1e-7 * std::max(1.0, std::abs(v))) << k;
+        for (const auto& [k, v] : in[i].stats)
+            EXPECT_NEAR(back[i].stats.at(k), v, 1e-7 * std::max(1.0, std::abs(v))) << k;
         ASSERT_EQ(back[i].frames.size(), in[i].frames.size());
         for (size_t t = 0; t < in[i].frames.size(); ++t) {
             EXPECT_NEAR(back[i].frames[t].jitter, in[i].frames[t].jitter, 1e-8);

@@ -3,10 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
-
-#include <cstdlib>
 #include <set>
 
 #include "curate_test_util.h"
@@ -69,7 +68,8 @@ TEST(Synth, StructureOfTheSet) {
     int64_t total = 0;
     for (const auto& [d, n] : rep.defects) total += n;
     EXPECT_EQ(total, 12);
-    for (const char* d : {"none", "blur", "missing_finger", "fused_fingers", "jitter"}) EXPECT_GE(rep.defects.at(d), 2) << d;
+    for (const char* d : {"none", "blur", "missing_finger", "fused_fingers", "jitter"})
+        EXPECT_GE(rep.defects.at(d), 2) << d;
 
     const Manifest m = read_manifest(rep.manifest);
     EXPECT_EQ(m.columns, (std::vector<std::string>{"id", "group", "video", "vace_video", "vace_reference_image",
@@ -178,7 +178,8 @@ TEST(Synth, AcceptanceDefaultScoreSeparatesGoodFromDefective) {
     TempDir tmp;
     SynthOptions o;
     o.clips = std::getenv("IPA_CURATE_ACCEPT_CLIPS") ? std::atoi(std::getenv("IPA_CURATE_ACCEPT_CLIPS")) : 6;
-    o.seed = std::getenv("IPA_CURATE_ACCEPT_SEED") ? std::strtoull(std::getenv("IPA_CURATE_ACCEPT_SEED"), nullptr, 10) : 0;
+    o.seed =
+        std::getenv("IPA_CURATE_ACCEPT_SEED") ? std::strtoull(std::getenv("IPA_CURATE_ACCEPT_SEED"), nullptr, 10) : 0;
     o.candidates = 4;
     const SynthReport rep = synth_dataset(tmp.path, o);
     const Manifest m = read_manifest(rep.manifest);
@@ -195,20 +196,21 @@ TEST(Synth, AcceptanceDefaultScoreSeparatesGoodFromDefective) {
         d.first += pass;
         d.second += 1;
         const auto& st = scores[i].stats;
-        std::printf("  %-18s %-15s score %.3f %s  (confidence %.2f finger %.2f visibility %.2f jitter %.2f "
-                    "accel %.2f sharpness %.2f)\n",
-                    scores[i].id.c_str(), m.rows[i].get("defect").c_str(), scores[i].score, pass ? "pass" : "fail",
-                    st.at("s_confidence"), st.at("s_finger"), st.at("s_visibility"), st.at("s_jitter"),
-                    st.at("s_accel"), st.at("s_sharpness"));
+        std::printf(
+            "  %-18s %-15s score %.3f %s  (confidence %.2f finger %.2f visibility %.2f jitter %.2f "
+            "accel %.2f sharpness %.2f)\n",
+            scores[i].id.c_str(), m.rows[i].get("defect").c_str(), scores[i].score, pass ? "pass" : "fail",
+            st.at("s_confidence"), st.at("s_finger"), st.at("s_visibility"), st.at("s_jitter"), st.at("s_accel"),
+            st.at("s_sharpness"));
     }
     const double precision = tp + fp ? double(tp) / double(tp + fp) : 0.0;
     const double recall = tp + fn ? double(tp) / double(tp + fn) : 0.0;
-    std::printf("acceptance (seed %llu, %d clips x %d candidates, threshold %.2f): good %lld, defective %lld; "
-                "precision %.3f (%lld/%lld), recall %.3f (%lld/%lld)\n",
-                static_cast<unsigned long long>(o.seed), o.clips, o.candidates, cfg.threshold,
-                static_cast<long long>(tp + fn), static_cast<long long>(fp + tn), precision,
-                static_cast<long long>(tp), static_cast<long long>(tp + fp), recall, static_cast<long long>(tp),
-                static_cast<long long>(tp + fn));
+    std::printf(
+        "acceptance (seed %llu, %d clips x %d candidates, threshold %.2f): good %lld, defective %lld; "
+        "precision %.3f (%lld/%lld), recall %.3f (%lld/%lld)\n",
+        static_cast<unsigned long long>(o.seed), o.clips, o.candidates, cfg.threshold, static_cast<long long>(tp + fn),
+        static_cast<long long>(fp + tn), precision, static_cast<long long>(tp), static_cast<long long>(tp + fp), recall,
+        static_cast<long long>(tp), static_cast<long long>(tp + fn));
     for (const auto& [d, pt] : by_defect) std::printf("  %-15s pass %d / %d\n", d.c_str(), pt.first, pt.second);
     std::printf("%s", format_pair_stats(pair_statistics(scores, cfg, {})).c_str());
     // Bound: the set holds 10 good and 14 defective candidates (default size); 0.9 allows one

@@ -76,11 +76,10 @@ INSTANTIATE_TEST_SUITE_P(Upstream, SamplerParity,
 TEST(SamplerSchedule, ReferenceSchedulesAreReproducedExactly) {
     // The default VACE schedule (50 steps, shift 16) and others, as upstream computes them.
     const auto f = ipa::io::SafetensorsFile::open(kFixture);
-    for (const auto& [name, kind, steps, shift] :
-         {std::tuple{"sched_unipc_n50_s16", SamplerKind::unipc, 50, 16.0},
-          std::tuple{"sched_unipc_n25_s16", SamplerKind::unipc, 25, 16.0},
-          std::tuple{"sched_unipc_n50_s5", SamplerKind::unipc, 50, 5.0},
-          std::tuple{"sched_dpmpp_n50_s16", SamplerKind::dpmpp, 50, 16.0}}) {
+    for (const auto& [name, kind, steps, shift] : {std::tuple{"sched_unipc_n50_s16", SamplerKind::unipc, 50, 16.0},
+                                                   std::tuple{"sched_unipc_n25_s16", SamplerKind::unipc, 25, 16.0},
+                                                   std::tuple{"sched_unipc_n50_s5", SamplerKind::unipc, 50, 5.0},
+                                                   std::tuple{"sched_dpmpp_n50_s16", SamplerKind::dpmpp, 50, 16.0}}) {
         SamplerOptions o;
         o.kind = kind;
         o.steps = steps;
@@ -88,7 +87,8 @@ TEST(SamplerSchedule, ReferenceSchedulesAreReproducedExactly) {
         const auto s = make_sampler(o);
         const auto ts = f.tensor(std::string(name) + ".timesteps");
         const auto sig = f.tensor(std::string(name) + ".sigmas");
-        for (int64_t i = 0; i < steps; ++i) EXPECT_EQ(s->timestep(i), double(ts[i].item<int64_t>())) << name << " " << i;
+        for (int64_t i = 0; i < steps; ++i)
+            EXPECT_EQ(s->timestep(i), double(ts[i].item<int64_t>())) << name << " " << i;
         for (int64_t i = 0; i <= steps; ++i) EXPECT_EQ(s->sigmas()[i], sig[i].item<float>()) << name << " " << i;
     }
 }

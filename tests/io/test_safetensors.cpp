@@ -21,8 +21,7 @@ struct TempDir : ipa::test::TempDir {
 };
 
 // A safetensors file from a header text and a data section, built byte by byte.
-void write_raw(const fs::path& p, const std::string& header, const std::string& data,
-               int64_t declared_len = -1) {
+void write_raw(const fs::path& p, const std::string& header, const std::string& data, int64_t declared_len = -1) {
     std::ofstream out(p, std::ios::binary);
     const uint64_t n = declared_len >= 0 ? static_cast<uint64_t>(declared_len) : header.size();
     for (int i = 0; i < 8; ++i) out.put(static_cast<char>((n >> (8 * i)) & 0xFF));
@@ -70,14 +69,16 @@ TEST_P(SafetensorsDtypes, RoundTripIsExact) {
     const auto dtype = GetParam();
     torch::manual_seed(1);
     torch::Tensor t;
-    if (dtype == torch::kBool) t = torch::rand({3, 5}) > 0.5;
-    else if (c10::isFloatingType(dtype)) t = torch::randn({3, 5}).to(dtype);
-    else t = torch::randint(-100, 100, {3, 5}).to(dtype);
+    if (dtype == torch::kBool)
+        t = torch::rand({3, 5}) > 0.5;
+    else if (c10::isFloatingType(dtype))
+        t = torch::randn({3, 5}).to(dtype);
+    else
+        t = torch::randint(-100, 100, {3, 5}).to(dtype);
     if (dtype == torch::kByte) t = torch::randint(0, 255, {3, 5}).to(dtype);
     const auto strided = t.t();  // non-contiguous input must be written correctly
     const auto p = dir.path / "t.safetensors";
-    ipa::io::save_safetensors(p, {{"x", strided}, {"empty", torch::empty({0, 4}, dtype)}},
-                              {{"k", "v"}});
+    ipa::io::save_safetensors(p, {{"x", strided}, {"empty", torch::empty({0, 4}, dtype)}}, {{"k", "v"}});
     const auto f = SafetensorsFile::open(p);
     const auto back = f.tensor("x");
     EXPECT_EQ(back.scalar_type(), dtype);
@@ -88,10 +89,8 @@ TEST_P(SafetensorsDtypes, RoundTripIsExact) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllDtypes, SafetensorsDtypes,
-                         ::testing::Values(torch::kDouble, torch::kFloat, torch::kHalf,
-                                           torch::kBFloat16, torch::kLong, torch::kInt,
-                                           torch::kShort, torch::kChar, torch::kByte,
-                                           torch::kBool),
+                         ::testing::Values(torch::kDouble, torch::kFloat, torch::kHalf, torch::kBFloat16, torch::kLong,
+                                           torch::kInt, torch::kShort, torch::kChar, torch::kByte, torch::kBool),
                          [](const auto& info) { return std::string(c10::toString(info.param)); });
 
 TEST(Safetensors, ViewsAreZeroCopyAndKeepTheMappingAlive) {
@@ -180,27 +179,21 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"AbsurdHeaderLength", R"({})", "", int64_t(1) << 40, "exceeds"},
         BadCase{"NotJson", "this is not json", "", -1, "not valid JSON"},
         BadCase{"NotAnObject", "[1,2,3]", "", -1, "expected an object"},
-        BadCase{"OffsetsPastData", R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
-                std::string(4, '\0'), -1, "truncated"},
-        BadCase{"SizeMismatch", R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", k8,
-                -1, "needs 12"},
+        BadCase{"OffsetsPastData", R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", std::string(4, '\0'),
+                -1, "truncated"},
+        BadCase{"SizeMismatch", R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", k8, -1, "needs 12"},
         BadCase{"Overlap",
                 R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
                 R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
                 k8, -1, "overlap"},
-        BadCase{"Reversed", R"({"a":{"dtype":"U8","shape":[0],"data_offsets":[8,0]}})", k8, -1,
-                "reversed"},
-        BadCase{"UnknownDtype", R"({"a":{"dtype":"F4","shape":[2],"data_offsets":[0,1]}})", k8,
-                -1, "unsupported dtype 'F4'"},
-        BadCase{"NegativeShape", R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})",
-                k8, -1, "negative"},
-        BadCase{"AbsurdShape",
-                R"({"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}})",
-                k8, -1, "absurd"},
-        BadCase{"FloatShape", R"({"a":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}})", k8,
-                -1, "non-integer"},
-        BadCase{"MissingOffsets", R"({"a":{"dtype":"F32","shape":[2]}})", k8, -1,
-                "no 'data_offsets'"},
+        BadCase{"Reversed", R"({"a":{"dtype":"U8","shape":[0],"data_offsets":[8,0]}})", k8, -1, "reversed"},
+        BadCase{"UnknownDtype", R"({"a":{"dtype":"F4","shape":[2],"data_offsets":[0,1]}})", k8, -1,
+                "unsupported dtype 'F4'"},
+        BadCase{"NegativeShape", R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", k8, -1, "negative"},
+        BadCase{"AbsurdShape", R"({"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}})", k8, -1,
+                "absurd"},
+        BadCase{"FloatShape", R"({"a":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}})", k8, -1, "non-integer"},
+        BadCase{"MissingOffsets", R"({"a":{"dtype":"F32","shape":[2]}})", k8, -1, "no 'data_offsets'"},
         BadCase{"DuplicateNames",
                 R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
                 R"("a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
@@ -233,10 +226,8 @@ TEST(Safetensors, WriterRejectsDuplicatesAndKeepsOldFileOnFailure) {
     TempDir dir;
     const auto p = dir.path / "w.safetensors";
     ipa::io::save_safetensors(p, {{"a", torch::ones({2})}});
-    EXPECT_THROW(ipa::io::save_safetensors(p, {{"a", torch::ones({2})}, {"a", torch::ones({2})}}),
-                 CheckpointError);
-    EXPECT_THROW(ipa::io::save_safetensors(p, {{"c", torch::ones({2}, torch::kComplexFloat)}}),
-                 CheckpointError);
+    EXPECT_THROW(ipa::io::save_safetensors(p, {{"a", torch::ones({2})}, {"a", torch::ones({2})}}), CheckpointError);
+    EXPECT_THROW(ipa::io::save_safetensors(p, {{"c", torch::ones({2}, torch::kComplexFloat)}}), CheckpointError);
     const auto f = SafetensorsFile::open(p);  // the earlier file is intact
     EXPECT_TRUE(f.contains("a"));
     std::size_t files = 0;
@@ -256,10 +247,9 @@ TEST(ShardedCheckpoint, LoadsThroughIndexFileAndDirectory) {
                               {{"blocks.0.w", torch::full({2, 2}, 1.0)}});
     ipa::io::save_safetensors(dir.path / "model-00002-of-00002.safetensors",
                               {{"blocks.1.w", torch::full({2, 2}, 2.0)}, {"head.b", torch::ones({4})}});
-    write_index(dir.path / "model.safetensors.index.json",
-                R"({"blocks.0.w":"model-00001-of-00002.safetensors",)"
-                R"("blocks.1.w":"model-00002-of-00002.safetensors",)"
-                R"("head.b":"model-00002-of-00002.safetensors"})");
+    write_index(dir.path / "model.safetensors.index.json", R"({"blocks.0.w":"model-00001-of-00002.safetensors",)"
+                                                           R"("blocks.1.w":"model-00002-of-00002.safetensors",)"
+                                                           R"("head.b":"model-00002-of-00002.safetensors"})");
     for (const auto& path : {dir.path / "model.safetensors.index.json", dir.path}) {
         const auto ck = ipa::io::Checkpoint::open(path);
         EXPECT_EQ(ck.size(), 3u);
@@ -273,8 +263,7 @@ TEST(ShardedCheckpoint, LoadsThroughIndexFileAndDirectory) {
 TEST(ShardedCheckpoint, MissingShardAndWrongShardAreErrors) {
     TempDir dir;
     ipa::io::save_safetensors(dir.path / "a.safetensors", {{"x", torch::ones({1})}});
-    write_index(dir.path / "m.safetensors.index.json",
-                R"({"x":"a.safetensors","y":"b.safetensors"})");
+    write_index(dir.path / "m.safetensors.index.json", R"({"x":"a.safetensors","y":"b.safetensors"})");
     try {
         ipa::io::Checkpoint::open(dir.path);
         FAIL() << "expected CheckpointError";
@@ -301,8 +290,7 @@ TEST(ShardedCheckpoint, DuplicateTensorAcrossShardsAndEmptyDirectory) {
     EXPECT_THROW(ipa::io::Checkpoint::open(empty.path / "sub"), CheckpointError);
     EXPECT_THROW(ipa::io::Checkpoint::open(empty.path / "nothing.safetensors"), CheckpointError);
     write_index(empty.path / "broken.safetensors.index.json", R"(["not", "a", "map"])");
-    EXPECT_THROW(ipa::io::Checkpoint::open(empty.path / "broken.safetensors.index.json"),
-                 CheckpointError);
+    EXPECT_THROW(ipa::io::Checkpoint::open(empty.path / "broken.safetensors.index.json"), CheckpointError);
 }
 
 }  // namespace

@@ -69,7 +69,7 @@ TEST(LoadStateDict, LoadsEveryKeyByNameWithValues) {
 TEST(LoadStateDict, StrictReportsAllProblemsInOneError) {
     Net net;
     auto state = full_state(0.0f);
-    state.erase(state.begin());                                 // one missing
+    state.erase(state.begin());                                    // one missing
     state.emplace_back("blocks.0.k.weight", torch::ones({4, 4}));  // unexpected
     for (auto& [name, t] : state) {
         if (name == "head.weight") t = torch::ones({3, 5});  // shape mismatch
@@ -83,8 +83,7 @@ TEST(LoadStateDict, StrictReportsAllProblemsInOneError) {
         EXPECT_NE(msg.find("bad.safetensors"), std::string::npos) << msg;
         EXPECT_NE(msg.find("missing from the checkpoint (1)"), std::string::npos) << msg;
         EXPECT_NE(msg.find("blocks.0.k.weight"), std::string::npos) << msg;
-        EXPECT_NE(msg.find("head.weight: module [3, 4], checkpoint [3, 5]"), std::string::npos)
-            << msg;
+        EXPECT_NE(msg.find("head.weight: module [3, 4], checkpoint [3, 5]"), std::string::npos) << msg;
     }
     // A failed strict load changes nothing.
     EXPECT_TRUE(torch::equal(before, net->head->weight));
@@ -155,8 +154,7 @@ TEST(LoadStateDict, FromSafetensorsFileAndKeyListing) {
     Net dst;
     const auto ck = Checkpoint::open(dir / "net.safetensors");
     ipa::io::load_state_dict(*dst, ck);
-    EXPECT_TRUE(torch::equal(src->blocks->ptr<BlockImpl>(1)->q->weight,
-                             dst->blocks->ptr<BlockImpl>(1)->q->weight));
+    EXPECT_TRUE(torch::equal(src->blocks->ptr<BlockImpl>(1)->q->weight, dst->blocks->ptr<BlockImpl>(1)->q->weight));
     const auto listing = ipa::io::format_key_list(ck);
     EXPECT_NE(listing.find("blocks.1.q.weight"), std::string::npos) << listing;
     EXPECT_NE(listing.find("F32      [4, 4]"), std::string::npos) << listing;

@@ -29,9 +29,9 @@ using ipa::models::wan::WanModelImpl;
 
 inline WanConfig tiny() { return WanConfig::preset("tiny"); }
 
+using ipa::test::error_of;
 using ipa::test::randomize;
 using ipa::test::tiny_inputs;
-using ipa::test::error_of;
 
 inline std::shared_ptr<WanModelImpl> base_model(const WanConfig& c = tiny(), uint64_t seed = 11) {
     auto m = make_wan_model(c);

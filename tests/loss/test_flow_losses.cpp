@@ -1,7 +1,7 @@
 // HALO weights, weighted error, Flow-IPA, SFT and Flow-DPO (ipa::loss).
 //
 // Literal expected numbers below were produced once with /usr/bin/python3 (torch 1.13,
-// float32) by evaluating the official IPA README snippet (pose-hands-eval.md §3.3) and the
+// float32) by evaluating the official IPA README snippet (docs/pose-hands.md §3) and the
 // Diffusion-DPO train.py formula on the same tensors:
 //   logits = 0.5*beta*(1-t)**2*(ref_err-model_err); loss = -F.logsigmoid(logits).mean()
 //   inside = -0.5*beta*((mw-ml)-(rw-rl));           loss = -F.logsigmoid(inside).mean()

@@ -93,14 +93,16 @@ TEST(Media, FrameSelectionAndResizeCrop) {
     const auto raw = (read_video(dir.path / "f").frames + 1) * 127.5;  // [3, T, 20, 30]
     namespace F = torch::nn::functional;
     auto expect = F::interpolate(raw.transpose(0, 1), F::InterpolateFuncOptions()
-                                                         .size(std::vector<int64_t>{16, 24})
-                                                         .mode(torch::kBicubic)
-                                                         .align_corners(false)
-                                                         .antialias(true))
-                      .round()
-                      .clamp(0, 255)
-                      .narrow(3, 4, 16)
-                      .transpose(0, 1) / 127.5 - 1;
+                                                          .size(std::vector<int64_t>{16, 24})
+                                                          .mode(torch::kBicubic)
+                                                          .align_corners(false)
+                                                          .antialias(true))
+                          .round()
+                          .clamp(0, 255)
+                          .narrow(3, 4, 16)
+                          .transpose(0, 1) /
+                      127.5 -
+                  1;
     EXPECT_LT((v.frames - expect).abs().max().item<double>(), 1e-6);
 }
 
@@ -154,20 +156,30 @@ TEST(Media, ImagesDropAlphaAndLetterboxOnWhite) {
 TEST(Media, BadInputsAreDataErrorsNamingThePath) {
     ipa::test::TempDir dir("ipa_media");
     const auto missing = dir.path / "nope.mp4";
-    EXPECT_NE(error_of<ipa::DataError>([&] { read_video(missing); }).find("nope.mp4': no such file"), std::string::npos);
+    EXPECT_NE(error_of<ipa::DataError>([&] { read_video(missing); }).find("nope.mp4': no such file"),
+              std::string::npos);
     const auto junk = dir.path / "junk.mp4";
     std::ofstream(junk) << "this is not a video";
-    EXPECT_NE(error_of<ipa::DataError>([&] { read_video(junk); }).find("junk.mp4': cannot open as a video"), std::string::npos);
+    EXPECT_NE(error_of<ipa::DataError>([&] { read_video(junk); }).find("junk.mp4': cannot open as a video"),
+              std::string::npos);
     fs::create_directories(dir.path / "empty");
-    EXPECT_NE(error_of<ipa::DataError>([&] { read_video(dir.path / "empty"); }).find("no image frames"), std::string::npos);
+    EXPECT_NE(error_of<ipa::DataError>([&] { read_video(dir.path / "empty"); }).find("no image frames"),
+              std::string::npos);
     const auto bad_img = dir.path / "x.png";
     std::ofstream(bad_img) << "garbage";
-    EXPECT_NE(error_of<ipa::DataError>([&] { read_image(bad_img); }).find("x.png': not a readable image"), std::string::npos);
-    EXPECT_NE(error_of<ipa::DataError>([&] { write_video(dir.path / "o.mp4", torch::zeros({4, 2, 8, 8})); }).find("o.mp4"),
+    EXPECT_NE(error_of<ipa::DataError>([&] { read_image(bad_img); }).find("x.png': not a readable image"),
               std::string::npos);
-    EXPECT_NE(error_of<ipa::DataError>([&] { write_video(dir.path / "o.xyz", torch::zeros({3, 2, 8, 8})); }).find("extension"),
+    EXPECT_NE(error_of<ipa::DataError>([&] {
+                  write_video(dir.path / "o.mp4", torch::zeros({4, 2, 8, 8}));
+              }).find("o.mp4"),
               std::string::npos);
-    EXPECT_NE(error_of<ipa::DataError>([&] { write_video("/proc/forbidden/o.mp4", torch::zeros({3, 2, 8, 8})); }).find("forbidden"),
+    EXPECT_NE(error_of<ipa::DataError>([&] {
+                  write_video(dir.path / "o.xyz", torch::zeros({3, 2, 8, 8}));
+              }).find("extension"),
+              std::string::npos);
+    EXPECT_NE(error_of<ipa::DataError>([&] {
+                  write_video("/proc/forbidden/o.mp4", torch::zeros({3, 2, 8, 8}));
+              }).find("forbidden"),
               std::string::npos);
     VideoReadOptions o;
     o.stride = 0;
@@ -189,14 +201,16 @@ TEST(Media, TruncatedVideosAndUnsafeOverwritesAreRefused) {
     fs::create_directories(dir.path / "mine");
     std::ofstream(dir.path / "mine/notes.txt") << "keep me";
     const auto v = torch::zeros({3, 2, 8, 8});
-    EXPECT_NE(error_of<ipa::DataError>([&] { write_video(dir.path / "mine", v); }).find("not a frame directory"), std::string::npos);
+    EXPECT_NE(error_of<ipa::DataError>([&] { write_video(dir.path / "mine", v); }).find("not a frame directory"),
+              std::string::npos);
     EXPECT_TRUE(fs::exists(dir.path / "mine/notes.txt"));
     write_video(dir.path / "frames", v);
     write_video(dir.path / "frames", v.narrow(1, 0, 1));  // replaces the earlier frames
     EXPECT_FALSE(fs::exists(dir.path / "frames/000001.png"));
     // Bad tensors name the path.
-    EXPECT_NE(error_of<ipa::DataError>([&] { write_video(dir.path / "i.mp4", torch::zeros({3, 2, 8, 8}, torch::kInt64)); })
-                  .find("i.mp4': the tensor to write must be floating point"),
+    EXPECT_NE(error_of<ipa::DataError>([&] {
+                  write_video(dir.path / "i.mp4", torch::zeros({3, 2, 8, 8}, torch::kInt64));
+              }).find("i.mp4': the tensor to write must be floating point"),
               std::string::npos);
     auto nan = torch::zeros({3, 8, 8});
     nan[0][0][0] = NAN;

@@ -42,16 +42,18 @@ TEST(VaceContext, MatchesTheOfficialAssembly) {
 }
 
 TEST(VaceContext, MaskFramesArePickedAsTheReferenceDoes) {
-    // nearest-exact in time never picks frame 0 and is not evenly spaced (spec §4.3).
-    for (const auto& [T, picks] : {std::pair<int64_t, std::vector<int64_t>>{17, {1, 5, 8, 11, 15}},
-                                   std::pair<int64_t, std::vector<int64_t>>{
-                                       81, {1, 5, 9, 13, 17, 21, 25, 28, 32, 36, 40, 44, 48, 52, 55, 59, 63, 67, 71, 75, 79}}}) {
+    // nearest-exact in time never picks frame 0 and is not evenly spaced (docs/wan-vace.md §4.3).
+    for (const auto& [T, picks] :
+         {std::pair<int64_t, std::vector<int64_t>>{17, {1, 5, 8, 11, 15}},
+          std::pair<int64_t, std::vector<int64_t>>{
+              81, {1, 5, 9, 13, 17, 21, 25, 28, 32, 36, 40, 44, 48, 52, 55, 59, 63, 67, 71, 75, 79}}}) {
         auto mask = torch::arange(T, torch::kFloat32).view({1, T, 1, 1}).expand({1, T, 16, 16}).contiguous();
         const auto m = vace_encode_masks(mask, 1);
         ASSERT_EQ(m.sizes(), (std::vector<int64_t>{64, 1 + static_cast<int64_t>(picks.size()), 2, 2}));
         EXPECT_EQ(m.select(1, 0).abs().sum().item<float>(), 0.0f);  // the reference frame
         for (std::size_t k = 0; k < picks.size(); ++k) {
-            EXPECT_EQ(m[0][1 + static_cast<int64_t>(k)][0][0].item<float>(), static_cast<float>(picks[k])) << T << " " << k;
+            EXPECT_EQ(m[0][1 + static_cast<int64_t>(k)][0][0].item<float>(), static_cast<float>(picks[k]))
+                << T << " " << k;
         }
     }
 }

@@ -95,7 +95,8 @@ TEST(WanModel, Vace14BKeyListMatchesUpstream) {
         if (tab != std::string::npos) expected[line.substr(0, tab)] = line.substr(tab + 1);
     }
     // Built on the meta device: keys and shapes without allocating 17B parameters.
-    auto model = make_wan_model(WanConfig::load(kConfigs / "vace-14b.yaml"), torch::TensorOptions().device(torch::kMeta));
+    auto model =
+        make_wan_model(WanConfig::load(kConfigs / "vace-14b.yaml"), torch::TensorOptions().device(torch::kMeta));
     std::map<std::string, std::string> actual;
     int64_t params = 0;
     for (auto& p : model->named_parameters()) {
@@ -276,11 +277,20 @@ std::string to_diffusers(const std::string& k) {
         {"ffn.0", "ffn.net.0.proj"},
         {"ffn.2", "ffn.net.2"},
         {"norm3", "norm2"},
-        {"self_attn.q.", "attn1.to_q."}, {"self_attn.k.", "attn1.to_k."}, {"self_attn.v.", "attn1.to_v."},
-        {"self_attn.o.", "attn1.to_out.0."}, {"self_attn.norm_q", "attn1.norm_q"}, {"self_attn.norm_k", "attn1.norm_k"},
-        {"cross_attn.q.", "attn2.to_q."}, {"cross_attn.k.", "attn2.to_k."}, {"cross_attn.v.", "attn2.to_v."},
-        {"cross_attn.o.", "attn2.to_out.0."}, {"cross_attn.norm_q", "attn2.norm_q"}, {"cross_attn.norm_k", "attn2.norm_k"},
-        {"before_proj", "proj_in"}, {"after_proj", "proj_out"},
+        {"self_attn.q.", "attn1.to_q."},
+        {"self_attn.k.", "attn1.to_k."},
+        {"self_attn.v.", "attn1.to_v."},
+        {"self_attn.o.", "attn1.to_out.0."},
+        {"self_attn.norm_q", "attn1.norm_q"},
+        {"self_attn.norm_k", "attn1.norm_k"},
+        {"cross_attn.q.", "attn2.to_q."},
+        {"cross_attn.k.", "attn2.to_k."},
+        {"cross_attn.v.", "attn2.to_v."},
+        {"cross_attn.o.", "attn2.to_out.0."},
+        {"cross_attn.norm_q", "attn2.norm_q"},
+        {"cross_attn.norm_k", "attn2.norm_k"},
+        {"before_proj", "proj_in"},
+        {"after_proj", "proj_out"},
     };
     std::string out = k;
     for (const auto& [from, to] : subs) {

@@ -76,7 +76,8 @@ TEST_P(WanParity, Fp32ForwardMatchesUpstreamWithinTenTimesTheFloat64Floor) {
     std::printf("[parity %s] max|out|=%.3f floor(upstream fp32 vs fp64)=%.2e  ours vs fp64=%.2e  ours vs fp32=%.2e\n",
                 name.c_str(), scale, floor, err64, err32);
     EXPECT_GT(floor, 0.0);
-    EXPECT_LT(err64, 10.0 * std::max(floor, 1e-7)) << "C++ fp32 forward differs from upstream beyond 10x the fp32 floor";
+    EXPECT_LT(err64, 10.0 * std::max(floor, 1e-7))
+        << "C++ fp32 forward differs from upstream beyond 10x the fp32 floor";
 }
 
 class WanGradParity : public ::testing::TestWithParam<std::string> {};

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
-#include <opencv2/core.hpp>
 #include <torch/torch.h>
+
+#include <opencv2/core.hpp>
 
 #include "ipa/core/error.h"
 #include "ipa/io/safetensors.h"
@@ -101,8 +102,8 @@ TEST(HandMask, DilatedHull) {
     EXPECT_EQ(px(wide, 50, 13), 0);
     EXPECT_EQ(px(wide, 86, 50), 255);
     EXPECT_EQ(px(wide, 87, 50), 0);
-    EXPECT_EQ(px(wide, 26, 26), 0);  // still not the box
-    EXPECT_EQ(cv::countNonZero(tight & ~wide), 0);  // contains the tight hull
+    EXPECT_EQ(px(wide, 26, 26), 0);                                    // still not the box
+    EXPECT_EQ(cv::countNonZero(tight & ~wide), 0);                     // contains the tight hull
     EXPECT_GT(cv::countNonZero(wide), cv::countNonZero(tight) + 900);  // ~perimeter x 6
 
     // Cut by the image border: the part inside matches the unclipped shape.
@@ -162,7 +163,9 @@ TEST(HandMask, SequenceTensorAndLatentGrid) {
     pm[8][14][1] = 0.25;
     const auto l2 = latent_hand_mask(pm);
     ASSERT_EQ(l2.sizes(), (std::vector<int64_t>{3, 2, 3}));
-    const auto expect = torch::tensor({1.0f, 0.f, 0.f, 0.f, 0.f, 0.f, /**/ 0.f, 0.f, 0.f, 0.f, 1.f, 0.f, /**/ 0.f, 0.f, 0.f, 0.5f, 0.f, 1.f}).view({3, 2, 3});
+    const auto expect = torch::tensor({1.0f, 0.f, 0.f, 0.f, 0.f, 0.f, /**/ 0.f, 0.f, 0.f, 0.f, 1.f, 0.f, /**/ 0.f, 0.f,
+                                       0.f, 0.5f, 0.f, 1.f})
+                            .view({3, 2, 3});
     EXPECT_TRUE(torch::equal(l2, expect)) << l2;
     EXPECT_EQ(latent_hand_mask(torch::ones({1, 8, 8})).sizes(), (std::vector<int64_t>{1, 1, 1}));
 

@@ -56,7 +56,8 @@ TEST(Keypoints, Body25IsConvertedToCoco18AndFeet) {
     PoseTempDir d;
     // Keypoint i of BODY_25 at (i + 10, 2 * i + 10, 0.5).
     std::string a;
-    for (int i = 0; i < 25; ++i) a += (i ? "," : "") + std::to_string(i + 10) + "," + std::to_string(2 * i + 10) + ",0.5";
+    for (int i = 0; i < 25; ++i)
+        a += (i ? "," : "") + std::to_string(i + 10) + "," + std::to_string(2 * i + 10) + ",0.5";
     write_text(d.path / "f.jsonl", frame_json("{\"pose_keypoints_2d\":[" + a + "],\"person_id\":[-1]}") + "\n");
     const auto seq = read_keypoints(d.path / "f.jsonl");
     const Person& p = seq.frames.at(0).people.at(0);
@@ -77,8 +78,9 @@ TEST(Keypoints, NullAndEmptyArraysAndBothHandsAndFace70) {
     for (int i = 0; i < 70; ++i) face += (i ? "," : "") + std::to_string(200 + i) + ",9,0.7";
     const std::string p0 = "{\"pose_keypoints_2d\":null,\"hand_left_keypoints_2d\":[" + hand +
                            "],\"hand_right_keypoints_2d\":[],\"face_keypoints_2d\":[" + face + "]}";
-    write_text(d.path / "k.jsonl", frame_json(p0 + "," + person18(3, 4), "\"canvas_width\":640,\"canvas_height\":480,") +
-                                       "\n" + frame_json("") + "\n\n");
+    write_text(d.path / "k.jsonl",
+               frame_json(p0 + "," + person18(3, 4), "\"canvas_width\":640,\"canvas_height\":480,") + "\n" +
+                   frame_json("") + "\n\n");
     const auto seq = read_keypoints(d.path / "k.jsonl");
     ASSERT_EQ(seq.frames.size(), 2u);  // trailing blank line ignored
     const auto& f0 = seq.frames[0];
@@ -98,8 +100,8 @@ TEST(Keypoints, NullAndEmptyArraysAndBothHandsAndFace70) {
 
 TEST(Keypoints, NormalisedCoordinatesAreScaledByTheCanvas) {
     PoseTempDir d;
-    write_text(d.path / "a.jsonl", frame_json(person18(0.25f, 0.5f), "\"canvas_width\":640,\"canvas_height\":480,") + "\n" +
-                                       frame_json(person18(0.5f, 0.75f)) + "\n");
+    write_text(d.path / "a.jsonl", frame_json(person18(0.25f, 0.5f), "\"canvas_width\":640,\"canvas_height\":480,") +
+                                       "\n" + frame_json(person18(0.5f, 0.75f)) + "\n");
     // Line 2 has no canvas size: an error unless the options give one.
     expect_error<DataError>([&] { read_keypoints(d.path / "a.jsonl"); }, {"a.jsonl:2", "normalised", "canvas"});
     KeypointReadOptions o;
@@ -120,7 +122,8 @@ TEST(Keypoints, NormalisedCoordinatesAreScaledByTheCanvas) {
 TEST(Keypoints, MalformedFramesNameFileAndLine) {
     PoseTempDir d;
     const auto jl = d.path / "bad.jsonl";
-    write_text(jl, frame_json(person18(1, 2)) + "\n" + frame_json(person18(1, 2)) + "\n{\"people\": [ {\"pose_keypoints_2d\": [1,2]}]}\n");
+    write_text(jl, frame_json(person18(1, 2)) + "\n" + frame_json(person18(1, 2)) +
+                       "\n{\"people\": [ {\"pose_keypoints_2d\": [1,2]}]}\n");
     expect_error<DataError>([&] { read_keypoints(jl); }, {"bad.jsonl:3", "multiple of 3"});
     write_text(jl, "{\"people\":[{\"pose_keypoints_2d\":[1,2,3,4,5,6]}]}\n");
     expect_error<DataError>([&] { read_keypoints(jl); }, {"bad.jsonl:1", "expected 18", "25"});

@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -59,7 +60,7 @@ TEST(Render, MatchesUpstreamVacePixelForPixel) {
     }
 }
 
-// The §1.9 variants, bit-exact against UniAnimate-DiT's and MimicMotion's own drawing code.
+// The docs/pose-hands.md §1 variants, bit-exact against UniAnimate-DiT's and MimicMotion's own drawing code.
 TEST(Render, MatchesUpstreamUniAnimateAndMimicMotion) {
     using Style = RenderOptions::Style;
     for (const std::string name : {"two_people", "single"}) {
@@ -68,7 +69,8 @@ TEST(Render, MatchesUpstreamUniAnimateAndMimicMotion) {
         const int h = f.height, w = f.width;
         const cv::Mat uni = render_pose(f, h, w, {.face = false, .style = Style::UniAnimate});
         EXPECT_EQ(mismatches(uni, name + ".unianimate.png"), 0) << name;
-        EXPECT_EQ(mismatches(render_pose(f, h, w, {.style = Style::UniAnimate}), name + ".unianimate_face.png"), 0) << name;
+        EXPECT_EQ(mismatches(render_pose(f, h, w, {.style = Style::UniAnimate}), name + ".unianimate_face.png"), 0)
+            << name;
         const cv::Mat mimic = render_pose(f, h, w, {.style = Style::MimicMotion});
         EXPECT_EQ(mismatches(mimic, name + ".mimicmotion.png"), 0) << name;
         EXPECT_GT(cv::countNonZero(mimic.reshape(1)), 100) << name;
@@ -77,7 +79,8 @@ TEST(Render, MatchesUpstreamUniAnimateAndMimicMotion) {
     int sh = 0, sw = 0;
     PoseFrame one = fixture_frame("two_people", sh, sw);
     one.people.resize(1);
-    const cv::Mat a = render_pose(fixture_frame("two_people", sh, sw), 256, 320, {.style = RenderOptions::Style::UniAnimate});
+    const cv::Mat a =
+        render_pose(fixture_frame("two_people", sh, sw), 256, 320, {.style = RenderOptions::Style::UniAnimate});
     EXPECT_EQ(cv::norm(a, render_pose(one, 256, 320, {.style = RenderOptions::Style::UniAnimate}), cv::NORM_INF), 0.0);
     EXPECT_THROW(render_pose(one, 10, 10, {.style = RenderOptions::Style::MimicMotion, .mimic_ref_short_side = 0}),
                  ConfigError);
@@ -100,10 +103,10 @@ TEST(Render, PinnedPixels) {
     PoseFrame f;  // size unknown: coordinates are pixels of the render canvas
     Person p;
     p.body.assign(18, Keypoint{});
-    p.body[1] = {20, 50, 1.0f};    // neck
-    p.body[2] = {60, 50, 1.0f};    // right shoulder
-    p.body[0] = {20, 20, 0.3f};    // nose at exactly 0.3: visible (float32 0.3 > 0.3, as upstream)
-    p.body[5] = {80, 80, 0.29f};   // left shoulder below threshold: not drawn
+    p.body[1] = {20, 50, 1.0f};   // neck
+    p.body[2] = {60, 50, 1.0f};   // right shoulder
+    p.body[0] = {20, 20, 0.3f};   // nose at exactly 0.3: visible (float32 0.3 > 0.3, as upstream)
+    p.body[5] = {80, 80, 0.29f};  // left shoulder below threshold: not drawn
     p.hand_right.assign(21, Keypoint{});
     p.hand_right[1] = {10, 90, 1.0f};
     p.hand_right[2] = {50, 90, 1.0f};
@@ -115,24 +118,24 @@ TEST(Render, PinnedPixels) {
 
     const cv::Mat m = render_pose(f, 100, 100);
     ASSERT_EQ(m.type(), CV_8UC3);
-    EXPECT_EQ(at(m, 40, 52), cv::Vec3b(153, 0, 0));   // limb neck-rshoulder: (255,0,0) * 0.6, inside the ellipse
+    EXPECT_EQ(at(m, 40, 52), cv::Vec3b(153, 0, 0));  // limb neck-rshoulder: (255,0,0) * 0.6, inside the ellipse
     EXPECT_EQ(at(m, 30, 50), cv::Vec3b(153, 0, 0));
-    EXPECT_EQ(at(m, 40, 56), kBlack);                  // beyond stick width 4
-    EXPECT_EQ(at(m, 20, 50), cv::Vec3b(255, 85, 0));   // neck joint, colour 1 at full strength
-    EXPECT_EQ(at(m, 23, 50), cv::Vec3b(255, 85, 0));   // radius 4
-    EXPECT_EQ(at(m, 60, 50), cv::Vec3b(255, 170, 0));  // right shoulder joint, colour 2
-    EXPECT_EQ(at(m, 20, 35), cv::Vec3b(0, 0, 153));    // limb neck-nose: colour 12 (0,0,255) * 0.6
-    EXPECT_EQ(at(m, 20, 20), cv::Vec3b(255, 0, 0));    // nose joint, colour 0
-    EXPECT_EQ(at(m, 80, 80), kBlack);                  // left shoulder below threshold
-    EXPECT_EQ(at(m, 30, 90), cv::Vec3b(255, 77, 0));   // hand edge 1: hsv(1/20) * 255 = (255, 76.5+, 0)
-    EXPECT_EQ(at(m, 10, 90), cv::Vec3b(0, 0, 255));    // hand joint
-    EXPECT_EQ(at(m, 0, 70), kBlack);                   // hidden by the eps test
-    EXPECT_EQ(at(m, 25, 80), kBlack);                  // edge 2 not drawn (end point hidden)
-    EXPECT_EQ(at(m, 75, 10), cv::Vec3b(128, 255, 0));  // hand edge 5: 127.5 rounds to 128
-    EXPECT_EQ(at(m, 60, 10), cv::Vec3b(0, 0, 255));    // score 0.3 is visible for hands
+    EXPECT_EQ(at(m, 40, 56), kBlack);                    // beyond stick width 4
+    EXPECT_EQ(at(m, 20, 50), cv::Vec3b(255, 85, 0));     // neck joint, colour 1 at full strength
+    EXPECT_EQ(at(m, 23, 50), cv::Vec3b(255, 85, 0));     // radius 4
+    EXPECT_EQ(at(m, 60, 50), cv::Vec3b(255, 170, 0));    // right shoulder joint, colour 2
+    EXPECT_EQ(at(m, 20, 35), cv::Vec3b(0, 0, 153));      // limb neck-nose: colour 12 (0,0,255) * 0.6
+    EXPECT_EQ(at(m, 20, 20), cv::Vec3b(255, 0, 0));      // nose joint, colour 0
+    EXPECT_EQ(at(m, 80, 80), kBlack);                    // left shoulder below threshold
+    EXPECT_EQ(at(m, 30, 90), cv::Vec3b(255, 77, 0));     // hand edge 1: hsv(1/20) * 255 = (255, 76.5+, 0)
+    EXPECT_EQ(at(m, 10, 90), cv::Vec3b(0, 0, 255));      // hand joint
+    EXPECT_EQ(at(m, 0, 70), kBlack);                     // hidden by the eps test
+    EXPECT_EQ(at(m, 25, 80), kBlack);                    // edge 2 not drawn (end point hidden)
+    EXPECT_EQ(at(m, 75, 10), cv::Vec3b(128, 255, 0));    // hand edge 5: 127.5 rounds to 128
+    EXPECT_EQ(at(m, 60, 10), cv::Vec3b(0, 0, 255));      // score 0.3 is visible for hands
     EXPECT_EQ(at(m, 73, 30), cv::Vec3b(255, 255, 255));  // face dot, radius 3
     EXPECT_EQ(at(m, 74, 30), kBlack);
-    EXPECT_EQ(at(m, 85, 30), kBlack);                  // face point below 0.3
+    EXPECT_EQ(at(m, 85, 30), kBlack);  // face point below 0.3
 
     const cv::Mat no_hands = render_pose(f, 100, 100, {.hands = false});
     EXPECT_EQ(at(no_hands, 30, 90), kBlack);
@@ -145,7 +148,7 @@ TEST(Render, PinnedPixels) {
     RenderOptions strict;
     strict.threshold = 0.5f;
     const cv::Mat s = render_pose(f, 100, 100, strict);
-    EXPECT_EQ(at(s, 20, 20), kBlack);  // nose 0.3 < 0.5
+    EXPECT_EQ(at(s, 20, 20), kBlack);                    // nose 0.3 < 0.5
     EXPECT_EQ(at(s, 73, 30), cv::Vec3b(255, 255, 255));  // face 0.5 is not below 0.5
     EXPECT_EQ(at(s, 60, 10), kBlack);
 

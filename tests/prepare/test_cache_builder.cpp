@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "curated_set.h"
 #include "ipa/core/error.h"
 #include "ipa/core/run_context.h"
 #include "ipa/curate/manifest.h"
@@ -24,7 +25,6 @@
 #include "ipa/prepare/cache_builder.h"
 #include "ipa/train/config.h"
 #include "ipa/train/trainer.h"
-#include "curated_set.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;

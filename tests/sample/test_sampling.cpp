@@ -35,15 +35,19 @@ TEST_P(StraightPath, EverySamplerLandsOnTheDataOfAStraightFlow) {
     // Start on the path at the schedule's first σ (UniPC starts at σ(0.999) < 1, as upstream).
     const double s0 = flow::make_sampler(o.sampler)->sigmas()[0];
     const auto start = (1 - s0) * x0 + s0 * noise;
-    const auto r = sample::sample_flow(start, [&](const at::Tensor&, double, bool) { return v; }, o);
+    const auto r = sample::sample_flow(
+        start, [&](const at::Tensor&, double, bool) { return v; }, o);
     EXPECT_LT((r.latents - x0).abs().max().item<double>(), 2e-5) << flow::to_string(GetParam());
     EXPECT_EQ(r.timesteps.size(), 12u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Samplers, StraightPath,
-                         ::testing::Values(flow::SamplerKind::unipc, flow::SamplerKind::dpmpp, flow::SamplerKind::euler),
-                         [](const auto& info) { return std::string(info.param == flow::SamplerKind::dpmpp ? "dpmpp"
-                                                                                                          : flow::to_string(info.param)); });
+                         ::testing::Values(flow::SamplerKind::unipc, flow::SamplerKind::dpmpp,
+                                           flow::SamplerKind::euler),
+                         [](const auto& info) {
+                             return std::string(info.param == flow::SamplerKind::dpmpp ? "dpmpp"
+                                                                                       : flow::to_string(info.param));
+                         });
 
 TEST(Sampling, GuidanceCombinesTheTwoPassesAsTheReference) {
     // Euler with constant velocities: x_N = noise + Σ dσ·v = noise − (v_u + g(v_c − v_u)).
@@ -51,21 +55,31 @@ TEST(Sampling, GuidanceCombinesTheTwoPassesAsTheReference) {
     const auto vc = torch::full({2, 1, 1, 1}, 0.5f), vu = torch::full({2, 1, 1, 1}, -0.25f);
     int calls_u = 0;
     const auto r = sample::sample_flow(
-        noise, [&](const at::Tensor&, double, bool cond) { calls_u += !cond; return cond ? vc : vu; },
+        noise,
+        [&](const at::Tensor&, double, bool cond) {
+            calls_u += !cond;
+            return cond ? vc : vu;
+        },
         options(flow::SamplerKind::euler, 4, 3.0));
     EXPECT_NEAR(r.latents[0].item<float>(), 1.0f - (-0.25f + 3.0f * 0.75f), 1e-6);
     EXPECT_EQ(calls_u, 4);
     calls_u = 0;
-    sample::sample_flow(noise, [&](const at::Tensor&, double, bool cond) { calls_u += !cond; return vc; },
-                        options(flow::SamplerKind::euler, 4, 1.0));
+    sample::sample_flow(
+        noise,
+        [&](const at::Tensor&, double, bool cond) {
+            calls_u += !cond;
+            return vc;
+        },
+        options(flow::SamplerKind::euler, 4, 1.0));
     EXPECT_EQ(calls_u, 0) << "guide scale 1 needs no unconditional pass";
 }
 
 TEST(Sampling, DivergenceIsAnErrorNamingTheStep) {
     const auto noise = torch::ones({1, 1, 1, 1});
     try {
-        sample::sample_flow(noise, [](const at::Tensor& x, double, bool) { return x * INFINITY; },
-                            options(flow::SamplerKind::unipc, 5, 1.0));
+        sample::sample_flow(
+            noise, [](const at::Tensor& x, double, bool) { return x * INFINITY; },
+            options(flow::SamplerKind::unipc, 5, 1.0));
         FAIL() << "no error";
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("step 1"), std::string::npos) << e.what();
@@ -73,7 +87,8 @@ TEST(Sampling, DivergenceIsAnErrorNamingTheStep) {
 }
 
 TEST(Sampling, NoiseIsSeeded) {
-    const auto a = sample::initial_noise({16, 2, 3, 4}, 7, c10::kCPU), b = sample::initial_noise({16, 2, 3, 4}, 7, c10::kCPU);
+    const auto a = sample::initial_noise({16, 2, 3, 4}, 7, c10::kCPU),
+               b = sample::initial_noise({16, 2, 3, 4}, 7, c10::kCPU);
     const auto c = sample::initial_noise({16, 2, 3, 4}, 8, c10::kCPU);
     EXPECT_TRUE(torch::equal(a, b));
     EXPECT_FALSE(torch::equal(a, c));

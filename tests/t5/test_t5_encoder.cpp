@@ -65,10 +65,8 @@ TEST(T5Buckets, MatchUpstreamForEveryRelativePositionUpTo600) {
         ASSERT_EQ(got.sizes(), ref.sizes());
         EXPECT_TRUE(torch::equal(got, ref)) << "buckets differ for num_buckets " << nb << ", max_dist " << md;
     }
-    // Spot checks of §6.1 (umT5): keys after the query use the upper half.
-    auto b = [](int64_t r) {
-        return relative_position_bucket(torch::tensor({r}), true, 32, 128).item<int64_t>();
-    };
+    // Spot checks of docs/wan-vace.md §6 (umT5): keys after the query use the upper half.
+    auto b = [](int64_t r) { return relative_position_bucket(torch::tensor({r}), true, 32, 128).item<int64_t>(); };
     EXPECT_EQ(b(0), 0);
     EXPECT_EQ(b(-7), 7);
     EXPECT_EQ(b(7), 23);
@@ -82,10 +80,11 @@ TEST(T5Encoder, WanKeyNamesAndConfigDetection) {
     std::vector<std::string> keys;
     for (const auto& p : m->named_parameters()) keys.push_back(p.key());
     const std::vector<std::string> expect_block0{
-        "blocks.0.norm1.weight",      "blocks.0.attn.q.weight",   "blocks.0.attn.k.weight",
-        "blocks.0.attn.v.weight",     "blocks.0.attn.o.weight",   "blocks.0.norm2.weight",
-        "blocks.0.ffn.gate.0.weight", "blocks.0.ffn.fc1.weight",  "blocks.0.ffn.fc2.weight",
-        "blocks.0.pos_embedding.embedding.weight"};
+        "blocks.0.norm1.weight",      "blocks.0.attn.q.weight",
+        "blocks.0.attn.k.weight",     "blocks.0.attn.v.weight",
+        "blocks.0.attn.o.weight",     "blocks.0.norm2.weight",
+        "blocks.0.ffn.gate.0.weight", "blocks.0.ffn.fc1.weight",
+        "blocks.0.ffn.fc2.weight",    "blocks.0.pos_embedding.embedding.weight"};
     ASSERT_EQ(keys.size(), 2u + 2u * 10u);
     EXPECT_EQ(keys.front(), "token_embedding.weight");
     EXPECT_EQ(keys.back(), "norm.weight");
@@ -93,7 +92,7 @@ TEST(T5Encoder, WanKeyNamesAndConfigDetection) {
     const auto ckpt = ipa::io::Checkpoint::open(kDir / "tiny_umt5.pth");
     EXPECT_EQ(T5Config::detect(ckpt), T5Config::tiny());
     EXPECT_EQ(T5Config::detect(ipa::io::Checkpoint::open(kDir / "tiny_shared.weights.safetensors")), shared_cfg());
-    // umT5-XXL on the meta device: 5,680,910,336 parameters (spec §1.1/§13). That total needs a
+    // umT5-XXL on the meta device: 5,680,910,336 parameters (docs/wan-vace.md §1.1/§13). That total needs a
     // relative embedding in each of the 24 layers, i.e. 2 + 24 x 10 = 242 tensors (the spec's
     // "218 tensors" contradicts its own parameter total).
     T5EncoderImpl xxl(T5Config::umt5_xxl(), torch::TensorOptions().device(torch::kMeta), false);

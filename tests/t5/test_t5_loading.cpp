@@ -165,14 +165,22 @@ TEST(T5Context, WritesAndValidatesContextFiles) {
     };
     auto nan = torch::zeros({3, 32});
     nan[1][2] = std::numeric_limits<float>::quiet_NaN();
-    EXPECT_HAS(error_of([&] { load_context_safetensors(write("wrongdim.st", {{"context", torch::zeros({3, 16})}}), 32); }),
+    EXPECT_HAS(error_of([&] {
+                   load_context_safetensors(write("wrongdim.st", {{"context", torch::zeros({3, 16})}}), 32);
+               }),
                "has 16 columns, the model expects dim 32");
-    EXPECT_HAS(error_of([&] { load_context_safetensors(write("3d.st", {{"context", torch::zeros({1, 3, 32})}}), 32); }),
+    EXPECT_HAS(error_of([&] {
+                   load_context_safetensors(write("3d.st", {{"context", torch::zeros({1, 3, 32})}}), 32);
+               }),
                "expected [L, dim]");
-    EXPECT_HAS(error_of([&] { load_context_safetensors(write("long.st", {{"context", torch::zeros({513, 32})}}), 32); }),
+    EXPECT_HAS(error_of([&] {
+                   load_context_safetensors(write("long.st", {{"context", torch::zeros({513, 32})}}), 32);
+               }),
                "has 513 rows, expected 1..512");
     EXPECT_HAS(error_of([&] { load_context_safetensors(write("nan.st", {{"context", nan}}), 32); }), "NaN or Inf");
-    EXPECT_HAS(error_of([&] { load_context_safetensors(write("int.st", {{"context", torch::zeros({3, 32}, torch::kInt)}}), 32); }),
+    EXPECT_HAS(error_of([&] {
+                   load_context_safetensors(write("int.st", {{"context", torch::zeros({3, 32}, torch::kInt)}}), 32);
+               }),
                "expected F32, BF16 or F16");
     const auto wrongkey = write("key.st", {{"text", torch::zeros({3, 32})}});
     auto msg = error_of([&] { load_context_safetensors(wrongkey, 32); });
@@ -180,7 +188,8 @@ TEST(T5Context, WritesAndValidatesContextFiles) {
     EXPECT_HAS(msg, wrongkey.string());
     EXPECT_HAS(error_of([&] { load_context_safetensors(dir.path / "absent.safetensors"); }), "does not exist");
     std::ofstream(dir.path / "junk.safetensors") << "junk";
-    EXPECT_HAS(error_of([&] { load_context_safetensors(dir.path / "junk.safetensors"); }), "not a readable safetensors");
+    EXPECT_HAS(error_of([&] { load_context_safetensors(dir.path / "junk.safetensors"); }),
+               "not a readable safetensors");
 }
 
 }  // namespace

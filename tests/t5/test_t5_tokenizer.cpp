@@ -41,13 +41,13 @@ TEST(T5Cleaning, MatchesPythonUnescapeAndWhitespaceCleaning) {
     }
     EXPECT_GT(n, 80);
     // A few stated outright (they are also in the fixture).
-    EXPECT_EQ(clean_prompt("&amp;amp;"), "&");                       // unescaped twice
-    EXPECT_EQ(clean_prompt("&amp;amp;amp;"), "&amp;");               // ... not three times
-    EXPECT_EQ(clean_prompt("  a\t\u3000\u00a0b  "), "a b");          // Unicode whitespace runs
-    EXPECT_EQ(clean_prompt("in\x1cside"), "in\x1cside");             // not \s for the regex module
-    EXPECT_EQ(clean_prompt("\x1c edge \x1f"), "edge");               // but str.strip() removes it
-    EXPECT_EQ(html_unescape("&#128;&#x80;"), "\u20ac\u20ac");        // C1 -> Windows-1252
-    EXPECT_EQ(html_unescape("&notit;"), "\u00acit;");                // longest legacy prefix
+    EXPECT_EQ(clean_prompt("&amp;amp;"), "&");                 // unescaped twice
+    EXPECT_EQ(clean_prompt("&amp;amp;amp;"), "&amp;");         // ... not three times
+    EXPECT_EQ(clean_prompt("  a\t\u3000\u00a0b  "), "a b");    // Unicode whitespace runs
+    EXPECT_EQ(clean_prompt("in\x1cside"), "in\x1cside");       // not \s for the regex module
+    EXPECT_EQ(clean_prompt("\x1c edge \x1f"), "edge");         // but str.strip() removes it
+    EXPECT_EQ(html_unescape("&#128;&#x80;"), "\u20ac\u20ac");  // C1 -> Windows-1252
+    EXPECT_EQ(html_unescape("&notit;"), "\u00acit;");          // longest legacy prefix
 }
 
 TEST(T5Cleaning, WhitespaceSetsMatchPythonForEveryCodePoint) {

@@ -2,30 +2,30 @@
 // N ranks × batch b must train exactly what one rank with batch N·b trains; a missing or
 // dead rank must make the others fail within the timeout with a message that says so.
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <csignal>
 #include <torch/torch.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
-#include <nlohmann/json.hpp>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "curated_set.h"
 #include "ipa/core/error.h"
 #include "ipa/curate/manifest.h"
 #include "ipa/curate/synth.h"
 #include "ipa/data/cache.h"
 #include "ipa/dist/process_group.h"
 #include "ipa/io/safetensors.h"
-#include "curated_set.h"
 #include "test_util.h"
 
 extern char** environ;
@@ -64,7 +64,8 @@ pid_t spawn_train(const std::vector<std::string>& args, const std::vector<std::s
     std::vector<std::string> envs;
     for (char** e = environ; *e; ++e) {
         const std::string kv = *e;
-        if (kv.rfind("RANK=", 0) == 0 || kv.rfind("WORLD_SIZE=", 0) == 0 || kv.rfind("OMP_NUM_THREADS=", 0) == 0) continue;
+        if (kv.rfind("RANK=", 0) == 0 || kv.rfind("WORLD_SIZE=", 0) == 0 || kv.rfind("OMP_NUM_THREADS=", 0) == 0)
+            continue;
         envs.push_back(kv);
     }
     envs.insert(envs.end(), env.begin(), env.end());
@@ -97,15 +98,23 @@ std::string slurp(const fs::path& p) {
 }
 
 std::vector<std::string> tiny_args(const fs::path& dir, const std::string& name, int steps, int batch) {
-    return {"--config", (kSource / "configs/train/tiny-cpu.yaml").string(),
+    return {"--config",
+            (kSource / "configs/train/tiny-cpu.yaml").string(),
             "--no-progress",
-            "--set", "model.config=" + (kSource / "configs/models/tiny.yaml").string(),
-            "--set", "data.cache_dir=" + (dir / (name + "-cache")).string(),
-            "--set", "checkpoint.dir=" + (dir / name).string(),
-            "--set", "checkpoint.every=2",
-            "--set", "train.steps=" + std::to_string(steps),
-            "--set", "train.batch_size=" + std::to_string(batch),
-            "--set", "dist.timeout_s=20"};
+            "--set",
+            "model.config=" + (kSource / "configs/models/tiny.yaml").string(),
+            "--set",
+            "data.cache_dir=" + (dir / (name + "-cache")).string(),
+            "--set",
+            "checkpoint.dir=" + (dir / name).string(),
+            "--set",
+            "checkpoint.every=2",
+            "--set",
+            "train.steps=" + std::to_string(steps),
+            "--set",
+            "train.batch_size=" + std::to_string(batch),
+            "--set",
+            "dist.timeout_s=20"};
 }
 
 std::vector<std::string> rank_env(int rank, int world, int port) {
@@ -190,7 +199,8 @@ TEST(Dist, RanksWithDifferentConfigsRefuseToStart) {
     const auto r0 = spawn_train(tiny_args(dir.path, "run", 6, 1), rank_env(0, 2, port), dir.path / "r0.log");
     const auto r1 = spawn_train(tiny_args(dir.path, "run", 2, 1), rank_env(1, 2, port), dir.path / "r1.log");
     const int rc1 = wait_exit(r1), rc0 = wait_exit(r0);
-    for (const auto& [rc, log] : {std::pair{rc0, slurp(dir.path / "r0.log")}, std::pair{rc1, slurp(dir.path / "r1.log")}}) {
+    for (const auto& [rc, log] :
+         {std::pair{rc0, slurp(dir.path / "r0.log")}, std::pair{rc1, slurp(dir.path / "r1.log")}}) {
         EXPECT_EQ(rc, static_cast<int>(ipa::ExitCode::dist)) << log;
         EXPECT_NE(log.find("disagree on the resolved training config"), std::string::npos) << log;
     }
@@ -229,20 +239,33 @@ namespace {
 /// (tests/common/curated_set.h; tiny VAE + umT5 from the fixtures).
 std::vector<std::string> curated_args(const fs::path& dir, const fs::path& manifest) {
     const fs::path fx = IPA_FIXTURES_DIR;
-    return {"--config", (kSource / "configs/train/tiny-curated.yaml").string(),
+    return {"--config",
+            (kSource / "configs/train/tiny-curated.yaml").string(),
             "--no-progress",
-            "--set", "model.config=" + (kSource / "configs/models/tiny.yaml").string(),
-            "--set", "model.vae=" + (fx / "vae/tiny.weights.pth").string(),
-            "--set", "model.text_encoder=" + (fx / "t5/tiny_umt5.pth").string(),
-            "--set", "model.tokenizer=" + (fx / "t5").string(),
-            "--set", "data.manifest=" + manifest.string(),
-            "--set", "data.cache_dir=" + (dir / "cache").string(),
-            "--set", "data.frames=5",
-            "--set", "data.size=[32, 32]",
-            "--set", "checkpoint.dir=" + (dir / "run").string(),
-            "--set", "train.steps=2",
-            "--set", "train.batch_size=1",
-            "--set", "dist.timeout_s=20"};
+            "--set",
+            "model.config=" + (kSource / "configs/models/tiny.yaml").string(),
+            "--set",
+            "model.vae=" + (fx / "vae/tiny.weights.pth").string(),
+            "--set",
+            "model.text_encoder=" + (fx / "t5/tiny_umt5.pth").string(),
+            "--set",
+            "model.tokenizer=" + (fx / "t5").string(),
+            "--set",
+            "data.manifest=" + manifest.string(),
+            "--set",
+            "data.cache_dir=" + (dir / "cache").string(),
+            "--set",
+            "data.frames=5",
+            "--set",
+            "data.size=[32, 32]",
+            "--set",
+            "checkpoint.dir=" + (dir / "run").string(),
+            "--set",
+            "train.steps=2",
+            "--set",
+            "train.batch_size=1",
+            "--set",
+            "dist.timeout_s=20"};
 }
 
 fs::path synth_manifest(const fs::path& dir) {

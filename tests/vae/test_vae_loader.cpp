@@ -25,7 +25,7 @@ ipa::io::NamedTensors state_of(const WanVAEImpl& m) {
     return out;
 }
 
-// Original -> diffusers AutoencoderKLWan names (spec §8.3), written independently of the
+// Original -> diffusers AutoencoderKLWan names (docs/wan-vace.md §8.3), written independently of the
 // loader's reverse map; decoder up blocks hold num_res_blocks + 1 = 3 resnets + 1 upsampler.
 std::string to_diffusers(std::string k) {
     auto inner = [](std::string s) {

@@ -14,7 +14,7 @@ namespace {
 
 TEST(VaeModel, ChunkedCacheIsCausal) {
     {  // one cache slot per cached conv / temporal resample: encoder 24, decoder 32, as counted
-       // on upstream's feat_idx after one chunk (spec §5.4 says 28 for the encoder: off by 4)
+       // on upstream's feat_idx after one chunk (24 for the encoder, 32 for the decoder)
         auto vae = tiny_vae();
         torch::NoGradGuard g;
         FeatureCache enc, dec;

@@ -58,8 +58,8 @@ private:
     std::shared_ptr<std::set<std::string>> used_;
 };
 
-#define IPA_CONFIG_EXTERN(T)                                                          \
-    extern template T ConfigReader::get<T>(const std::string&) const;                \
+#define IPA_CONFIG_EXTERN(T)                                          \
+    extern template T ConfigReader::get<T>(const std::string&) const; \
     extern template T ConfigReader::get_or<T>(const std::string&, const T&) const;
 IPA_CONFIG_EXTERN(bool)
 IPA_CONFIG_EXTERN(int)

@@ -26,8 +26,7 @@ public:
 
     Progress(std::string label, int64_t total, ProgressOptions options = {});
     /// For tests: write to `out` with an injected clock.
-    Progress(std::string label, int64_t total, ProgressOptions options, std::ostream& out,
-             Clock clock);
+    Progress(std::string label, int64_t total, ProgressOptions options, std::ostream& out, Clock clock);
     ~Progress();
     Progress(const Progress&) = delete;
     Progress& operator=(const Progress&) = delete;

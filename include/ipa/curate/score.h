@@ -1,7 +1,7 @@
 #pragma once
 
 /// Automatic hand-quality scoring of generated candidates, to pre-rank them before human
-/// curation (reference notes pose-hands-eval §5.2). Signals per candidate, from its video
+/// curation (docs/pose-hands.md §5). Signals per candidate, from its video
 /// and the hand keypoints a detector (DWPose) reported on that video:
 ///   - confidence:  mean confidence of the 21 points of every present hand;
 ///   - finger:      the weakest finger: min over the 5 fingers of the mean confidence of
@@ -26,10 +26,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <opencv2/core/mat.hpp>
 #include <string>
 #include <vector>
-
-#include <opencv2/core/mat.hpp>
 
 #include "ipa/curate/manifest.h"
 #include "ipa/pose/keypoints.h"
@@ -51,12 +50,12 @@ struct ScoreConfig {
     float hand_padding = 0.25f;    ///< crop padding around the hand's points (fraction of its size)
 
     double w_confidence = 1, w_finger = 2, w_visibility = 1, w_jitter = 1, w_accel = 1, w_sharpness = 2;
-    Ramp confidence{0.3, 0.7};    ///< mean hand point confidence
-    Ramp finger{0.45, 0.7};       ///< weakest-finger mean confidence
-    Ramp visibility{0.5, 0.9};    ///< visible fraction of expected hands
-    Ramp jitter{0.12, 0.04};      ///< mean shape change per frame / hand size
-    Ramp accel{0.25, 0.08};       ///< mean |second difference| / hand size
-    Ramp sharpness{0.35, 0.8};    ///< hand / body Laplacian-variance ratio
+    Ramp confidence{0.3, 0.7};  ///< mean hand point confidence
+    Ramp finger{0.45, 0.7};     ///< weakest-finger mean confidence
+    Ramp visibility{0.5, 0.9};  ///< visible fraction of expected hands
+    Ramp jitter{0.12, 0.04};    ///< mean shape change per frame / hand size
+    Ramp accel{0.25, 0.08};     ///< mean |second difference| / hand size
+    Ramp sharpness{0.35, 0.8};  ///< hand / body Laplacian-variance ratio
 
     /// Reads the `score:` section of a YAML file (keys as the member names; ramps as
     /// `confidence: {bad: 0.3, good: 0.7}`); unknown keys → ipa::ConfigError.
@@ -77,7 +76,7 @@ struct FrameScore {
     double jitter = 0;
     double finger_confidence = 0;  ///< weakest finger (see file comment)
     double accel = 0;
-    double score = 0;              ///< combined score of this frame alone
+    double score = 0;  ///< combined score of this frame alone
 };
 
 /// The result for one candidate.
@@ -99,9 +98,8 @@ double laplacian_variance(const cv::Mat& image, const cv::Rect& roi);
 /// Scores one candidate from its frames (BGR) and keypoints (one PoseFrame per video frame;
 /// keypoints are scaled from the pose canvas to the video size when they differ). Throws
 /// ipa::DataError (prefixed with `id`) when the frame counts differ or there are no frames.
-CandidateScore score_candidate(const std::string& id, const std::string& group,
-                               const std::vector<cv::Mat>& frames, const pose::PoseSequence& keypoints,
-                               const ScoreConfig& cfg);
+CandidateScore score_candidate(const std::string& id, const std::string& group, const std::vector<cv::Mat>& frames,
+                               const pose::PoseSequence& keypoints, const ScoreConfig& cfg);
 
 /// Recomputes the sub-scores, combined scores and pass flags of `s` (candidate and frames)
 /// from its stored signals under `cfg` (for re-thresholding a scores.json).

@@ -1,6 +1,6 @@
 #pragma once
 
-// The training cache (ARCHITECTURE §7): one safetensors file per sample, plus an index.
+// The training cache (docs/architecture.md §7): one safetensors file per sample, plus an index.
 //   latents       [C, T, h, w]  clean VAE latents, the `ref_frames` reference-image frames first
 //   vace_context  [C_v, T, h, w] VACE conditioning (optional for a plain Wan model)
 //   hand_mask     [1, T - ref_frames, h, w] latent hand mask in [0, 1] (optional: HALO off)

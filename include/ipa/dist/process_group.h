@@ -1,6 +1,6 @@
 #pragma once
 
-// Data-parallel communication for training (ARCHITECTURE §8): a c10d process group over
+// Data-parallel communication for training (docs/architecture.md §8): a c10d process group over
 // all ranks, Gloo on CPU and NCCL on CUDA (where the LibTorch build has it), rendezvous
 // through a TCPStore at MASTER_ADDR:MASTER_PORT (as set by `torchrun --no-python`).
 // With world size 1 every collective is a no-op and nothing is opened.

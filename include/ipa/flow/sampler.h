@@ -1,6 +1,6 @@
 #pragma once
 
-// Reverse flow-matching samplers of the official Wan code (wan-vace-spec §7): the
+// Reverse flow-matching samplers of the official Wan code (docs/wan-vace.md §7): the
 // default UniPC (FlowUniPCMultistepScheduler: predict-x0, B(h) = bh2, order 2, UniC
 // corrector, lower-order final step), DPM-Solver++ (FlowDPMSolverMultistepScheduler:
 // order 2, midpoint) and plain Euler (DiffSynth). Convention: x_σ = (1−σ)x₀ + σε, the
@@ -24,7 +24,7 @@ const char* to_string(SamplerKind kind);
 
 struct SamplerOptions {
     SamplerKind kind = SamplerKind::unipc;
-    int64_t steps = 50;  ///< VACE default 50
+    int64_t steps = 50;   ///< VACE default 50
     double shift = 16.0;  ///< VACE default 16 (Wan t2v: 5)
 };
 // Not reproduced (documented divergences): on a GPU the reference runs UniPC's order-2

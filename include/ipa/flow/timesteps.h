@@ -1,6 +1,6 @@
 #pragma once
 
-// Flow-matching timesteps and noising, Wan convention (ARCHITECTURE.md §6):
+// Flow-matching timesteps and noising, Wan convention (docs/architecture.md §6):
 //   x_t = (1 - σ)·x0 + σ·ε,   target v = ε - x0,   timestep = 1000·σ,
 //   shift: σ' = s·σ / (1 + (s - 1)·σ).
 // Pure functions: no module state, no host syncs.

@@ -59,8 +59,8 @@ public:
 private:
     Checkpoint();
     struct Where {
-        int source;      ///< index into shards_, or -1 for the pth/in-memory table
-        std::size_t i;   ///< index in memory_ when source == -1
+        int source;     ///< index into shards_, or -1 for the pth/in-memory table
+        std::size_t i;  ///< index in memory_ when source == -1
     };
     void add_shard(SafetensorsFile shard, const std::filesystem::path& origin);
 

@@ -12,7 +12,18 @@ namespace ipa::io {
 /// A dtype as stored in a checkpoint. Float8 formats have no LibTorch 1.13 type: they are
 /// decoded to float32 when loaded (exactly; every E4M3FN/E5M2 value is a float32).
 enum class StoredDType {
-    F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL, F8_E4M3, F8_E5M2,
+    F64,
+    F32,
+    F16,
+    BF16,
+    I64,
+    I32,
+    I16,
+    I8,
+    U8,
+    BOOL,
+    F8_E4M3,
+    F8_E5M2,
 };
 
 /// "F32" → StoredDType::F32 …; nullopt for names this reader does not know.

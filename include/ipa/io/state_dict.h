@@ -36,21 +36,18 @@ struct LoadOptions {
 
 struct LoadReport {
     std::vector<std::string> loaded;
-    std::vector<std::string> missing;      ///< in the module, not in the checkpoint
-    std::vector<std::string> unexpected;   ///< in the checkpoint, not in the module
-    std::vector<std::string> mismatched;   ///< "name: module [a, b], checkpoint [c, d]"
-    std::vector<std::string> duplicates;   ///< module keys that several checkpoint keys map to
+    std::vector<std::string> missing;     ///< in the module, not in the checkpoint
+    std::vector<std::string> unexpected;  ///< in the checkpoint, not in the module
+    std::vector<std::string> mismatched;  ///< "name: module [a, b], checkpoint [c, d]"
+    std::vector<std::string> duplicates;  ///< module keys that several checkpoint keys map to
 
-    bool ok() const {
-        return missing.empty() && unexpected.empty() && mismatched.empty() && duplicates.empty();
-    }
+    bool ok() const { return missing.empty() && unexpected.empty() && mismatched.empty() && duplicates.empty(); }
     /// All problems, one per line, grouped by kind.
     std::string describe() const;
 };
 
 /// Copies tensors from `ckpt` into `module`'s parameters and buffers by name (after
 /// `options.key_map`), checking every shape first. Runs under no-grad.
-LoadReport load_state_dict(torch::nn::Module& module, const Checkpoint& ckpt,
-                           const LoadOptions& options = {});
+LoadReport load_state_dict(torch::nn::Module& module, const Checkpoint& ckpt, const LoadOptions& options = {});
 
 }  // namespace ipa::io

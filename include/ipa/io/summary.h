@@ -7,8 +7,8 @@ namespace ipa::io {
 class Checkpoint;
 
 struct KeyListOptions {
-    std::string contains;   ///< only names containing this substring
-    bool json = false;      ///< one JSON document instead of a table
+    std::string contains;  ///< only names containing this substring
+    bool json = false;     ///< one JSON document instead of a table
     bool totals_only = false;
 };
 

@@ -1,6 +1,6 @@
 #pragma once
 
-// QKV-only LoRA on the Wan DiT (ARCHITECTURE §5): attaching adapters to the model's
+// QKV-only LoRA on the Wan DiT (docs/architecture.md §5): attaching adapters to the model's
 // `ipa::models::wan::Linear` layers in place, run-time control, the reference adapter of
 // IPA, merging, and adapter files that ComfyUI / DiffSynth / diffusers load.
 

@@ -1,9 +1,9 @@
 #pragma once
 
-// Flow-matching preference losses (ARCHITECTURE.md §6): HALO weights, the weighted
+// Flow-matching preference losses (docs/architecture.md §6): HALO weights, the weighted
 // per-sample error, Flow-IPA, plain SFT and Flow-DPO. Pure functions, no host syncs.
 //
-// ref: mdswyz/IPA README (pose-hands-eval.md §3.3), the authoritative snippet:
+// ref: mdswyz/IPA README (docs/pose-hands.md §3), the authoritative snippet:
 //   se      = (pred.float() - target.float())**2
 //   w       = 1 + (hand_region_weight - 1) * mask.clamp(0, 1)        # README: 10x, not 11x
 //   se      = cat([se[:, :, :1], se[:, :, 1:] * w], dim=2)           # ref latent unweighted

@@ -3,9 +3,9 @@
 // OpenCV-level frame I/O (for pose/, curate/ and the tensor functions of video.h).
 
 #include <ATen/core/Tensor.h>
-#include <opencv2/core/mat.hpp>
 
 #include <filesystem>
+#include <opencv2/core/mat.hpp>
 #include <vector>
 
 #include "ipa/media/video.h"

@@ -52,11 +52,11 @@ struct Video {
 Video read_video(const std::filesystem::path& path, const VideoReadOptions& opts = {});
 
 struct ReferenceVideoOptions {
-    int64_t seq_len = 32760;         ///< token cap (480p: 32760, 720p: 75600)
-    int64_t max_area = 480 * 832;    ///< target area H·W
+    int64_t seq_len = 32760;       ///< token cap (480p: 32760, 720p: 75600)
+    int64_t max_area = 480 * 832;  ///< target area H·W
 };
 
-/// The VACE reference loader (wan-vace-spec §4.5, VaceVideoProcessor with keep_last): the
+/// The VACE reference loader (docs/wan-vace.md §4.5, VaceVideoProcessor with keep_last): the
 /// frame count (4k+1) and the output size follow from the video's length and aspect ratio
 /// under the token cap; frames are picked by timestamp ([i/fps, (i+1)/fps] per frame, as
 /// decord reports them for constant-rate video; a frame directory is taken as 16 fps);
@@ -68,7 +68,7 @@ Video read_video_reference(const std::filesystem::path& path, const ReferenceVid
 /// images are scaled to 8 bit.
 at::Tensor read_image(const std::filesystem::path& path);
 
-/// The reference's letterbox for a reference image (§4.5): scale = min(H/h, W/w), size
+/// The reference's letterbox for a reference image (docs/wan-vace.md §4.5): scale = min(H/h, W/w), size
 /// (int(h·scale), int(w·scale)), bilinear (align_corners false, no antialias), centred on
 /// a white (+1) canvas. Input [3, h, w] → [3, H, W].
 at::Tensor letterbox_reference(const at::Tensor& image, int64_t height, int64_t width);

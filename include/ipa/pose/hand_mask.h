@@ -3,14 +3,14 @@
 /// Hand masks from hand keypoints (for the HALO loss): per hand a padded box or a dilated
 /// convex hull in pixel space, and the reduction to the Wan-VAE latent grid.
 
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
 #include <filesystem>
-#include <optional>
-#include <vector>
-
-#include <ATen/core/Tensor.h>
 #include <opencv2/core/mat.hpp>
 #include <opencv2/core/types.hpp>
+#include <optional>
+#include <vector>
 
 #include "ipa/pose/keypoints.h"
 

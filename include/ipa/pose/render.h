@@ -3,9 +3,8 @@
 /// Pose rendering exactly as DWPose/VACE `util.py` draws it (draw_bodypose, draw_handpose,
 /// draw_facepose), with the palette triples used as BGR (what VACE-trained models saw).
 
-#include <vector>
-
 #include <opencv2/core/mat.hpp>
+#include <vector>
 
 #include "ipa/pose/keypoints.h"
 
@@ -14,8 +13,9 @@ namespace ipa::pose {
 /// What to draw. VACE's "pose" preprocessor (PoseBodyFaceVideoAnnotator) is `{.hands = false}`.
 struct RenderOptions {
     bool body = true, hands = true, face = true;
-    float threshold = kConfidenceThreshold;  ///< body points need c > threshold; hand/face points with c < threshold are invisible
-    /// Which repository's drawing to reproduce (reference notes §1.9):
+    float threshold =
+        kConfidenceThreshold;  ///< body points need c > threshold; hand/face points with c < threshold are invisible
+    /// Which repository's drawing to reproduce (docs/pose-hands.md §1):
     /// - VACE: vace/annotators/dwpose/util.py (= DWPose ControlNet util.py), all people.
     /// - UniAnimate: UniAnimate-DiT draw_body_and_foot: the first person only, two extra foot
     ///   points (toe midpoints) and limbs; hands as VACE. Its training maps are `{.face = false}`.

@@ -1,6 +1,6 @@
 #pragma once
 
-// Builds the training cache (ARCHITECTURE §7) from a curated manifest: per row one
+// Builds the training cache (docs/architecture.md §7) from a curated manifest: per row one
 // safetensors sample with
 //   latents       VAE(reference image, letterboxed) ++ VAE(video)   [16, 1 + T_lat, h, w]
 //   vace_context  VACE conditioning of the pose video + reference   [96, 1 + T_lat, h, w]

@@ -1,6 +1,6 @@
 #pragma once
 
-// Reverse flow-matching sampling with classifier-free guidance (wan-vace-spec §7.6–7.7):
+// Reverse flow-matching sampling with classifier-free guidance (docs/wan-vace.md §7.6–7.7):
 // noise → for each timestep: v = v_u + g·(v_c − v_u); x = solver.step(v, x). The model is a
 // callback, so the loop is shared by the DiT, tests with analytic fields, and any wrapper.
 

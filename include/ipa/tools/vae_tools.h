@@ -20,9 +20,9 @@ struct VaeFileOptions {
     c10::Device device{c10::kCPU};
     c10::ScalarType dtype = c10::kFloat;
     models::vae::VaeTiling tiling;
-    int64_t frames = -1;                                 ///< encode: frames to take (4k+1; -1: the most there are)
-    std::optional<std::pair<int64_t, int64_t>> size;     ///< encode: resize + centre crop to (H, W)
-    double fps = 16;                                     ///< decode: output frame rate
+    int64_t frames = -1;                              ///< encode: frames to take (4k+1; -1: the most there are)
+    std::optional<std::pair<int64_t, int64_t>> size;  ///< encode: resize + centre crop to (H, W)
+    double fps = 16;                                  ///< decode: output frame rate
 };
 
 /// Encodes a video (file or frame directory, read with ipa::media) or a safetensors file

@@ -1,6 +1,6 @@
 #pragma once
 
-// The `ipa-train` config (ARCHITECTURE §7a). Section and key names are a contract.
+// The `ipa-train` config (docs/architecture.md §7a). Section and key names are a contract.
 
 #include <cstdint>
 #include <filesystem>
@@ -19,11 +19,11 @@ class ConfigReader;
 namespace ipa::train {
 
 struct ModelSection {
-    std::string config = "tiny";     ///< model YAML or preset name
-    std::string checkpoint;          ///< base weights; empty = random init from train.seed (tiny demo only)
+    std::string config = "tiny";               ///< model YAML or preset name
+    std::string checkpoint;                    ///< base weights; empty = random init from train.seed (tiny demo only)
     std::string vae, text_encoder, tokenizer;  ///< used to build the cache from data.manifest
-    std::string dtype = "bf16";      ///< bf16 | fp32
-    std::string device = "auto";     ///< auto | cpu | cuda[:N]
+    std::string dtype = "bf16";                ///< bf16 | fp32
+    std::string device = "auto";               ///< auto | cpu | cuda[:N]
 };
 
 struct LossSection {
@@ -38,12 +38,12 @@ struct DataSection {
     std::string cache_dir = "cache/";
     int64_t frames = 81;
     std::vector<int64_t> size{480, 832};  ///< [height, width]
-    int64_t synthetic = 0;  ///< > 0: build this many synthetic samples when the cache is empty
-    bool hand_masks = true;            ///< cache latent hand masks from the keypoints column (HALO)
-    std::string mask_shape = "box";    ///< box | hull
-    double mask_padding = 0.25;        ///< fraction of the hand's size added on each side
-    bool vae_tiling = false;           ///< tile the VAE encode while caching (less memory)
-    int64_t build_timeout_s = 86400;   ///< how long ranks wait for each other while caching
+    int64_t synthetic = 0;                ///< > 0: build this many synthetic samples when the cache is empty
+    bool hand_masks = true;               ///< cache latent hand masks from the keypoints column (HALO)
+    std::string mask_shape = "box";       ///< box | hull
+    double mask_padding = 0.25;           ///< fraction of the hand's size added on each side
+    bool vae_tiling = false;              ///< tile the VAE encode while caching (less memory)
+    int64_t build_timeout_s = 86400;      ///< how long ranks wait for each other while caching
 };
 
 struct OptimSection {

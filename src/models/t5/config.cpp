@@ -12,9 +12,14 @@ namespace ipa::models::t5 {
 
 void T5Config::validate() const {
     auto bad = [](const std::string& what) { throw ConfigError("T5 config: " + what); };
-    for (auto [name, v] : {std::pair<const char*, int64_t>{"vocab", vocab}, {"dim", dim}, {"dim_attn", dim_attn},
-                           {"dim_ffn", dim_ffn}, {"num_heads", num_heads}, {"num_layers", num_layers},
-                           {"num_buckets", num_buckets}, {"max_dist", max_dist}}) {
+    for (auto [name, v] : {std::pair<const char*, int64_t>{"vocab", vocab},
+                           {"dim", dim},
+                           {"dim_attn", dim_attn},
+                           {"dim_ffn", dim_ffn},
+                           {"num_heads", num_heads},
+                           {"num_layers", num_layers},
+                           {"num_buckets", num_buckets},
+                           {"max_dist", max_dist}}) {
         if (v < 1) bad(fmt::format("{} = {} must be positive", name, v));
     }
     if (dim_attn % num_heads != 0) {
@@ -49,10 +54,11 @@ T5Config T5Config::preset(const std::string& name) {
 
 T5Config T5Config::detect(const io::Checkpoint& ckpt) {
     auto fail = [&](const std::string& why) {
-        throw CheckpointError(fmt::format("'{}' is not a T5 encoder checkpoint: {}. Expected Wan names "
-                                          "(token_embedding.weight, blocks.N.*) or Hugging Face UMT5 names "
-                                          "(shared.weight, encoder.block.N.*)",
-                                          ckpt.description(), why));
+        throw CheckpointError(
+            fmt::format("'{}' is not a T5 encoder checkpoint: {}. Expected Wan names "
+                        "(token_embedding.weight, blocks.N.*) or Hugging Face UMT5 names "
+                        "(shared.weight, encoder.block.N.*)",
+                        ckpt.description(), why));
     };
     const bool hf = !ckpt.contains("token_embedding.weight");
     auto first = [&](std::initializer_list<const char*> names) -> std::vector<int64_t> {
@@ -65,8 +71,8 @@ T5Config T5Config::detect(const io::Checkpoint& ckpt) {
     T5Config c;
     const auto emb = hf ? first({"shared.weight", "encoder.embed_tokens.weight"}) : first({"token_embedding.weight"});
     const auto q = hf ? first({"encoder.block.0.layer.0.SelfAttention.q.weight"}) : first({"blocks.0.attn.q.weight"});
-    const auto fc1 = hf ? first({"encoder.block.0.layer.1.DenseReluDense.wi_1.weight"})
-                        : first({"blocks.0.ffn.fc1.weight"});
+    const auto fc1 =
+        hf ? first({"encoder.block.0.layer.1.DenseReluDense.wi_1.weight"}) : first({"blocks.0.ffn.fc1.weight"});
     if (emb.size() != 2 || q.size() != 2 || fc1.size() != 2) fail("embedding/projection tensors are not matrices");
     c.vocab = emb[0];
     c.dim = emb[1];
@@ -82,8 +88,8 @@ T5Config T5Config::detect(const io::Checkpoint& ckpt) {
     c.num_layers = layers;
     const char* per_layer = hf ? "encoder.block.1.layer.0.SelfAttention.relative_attention_bias.weight"
                                : "blocks.0.pos_embedding.embedding.weight";
-    const char* shared = hf ? "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"
-                            : "pos_embedding.embedding.weight";
+    const char* shared =
+        hf ? "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight" : "pos_embedding.embedding.weight";
     // HF T5 keeps the bias in block 0 only (shared); UMT5 has it in every block.
     c.shared_pos = hf ? (layers > 1 && !ckpt.contains(per_layer)) : ckpt.contains(shared);
     const auto pos = ckpt.contains(per_layer) ? ckpt.shape(per_layer) : first({shared});

@@ -11,11 +11,16 @@ namespace {
 /// torch.finfo(dtype).min, the value upstream writes into masked attention logits.
 double finfo_min(c10::ScalarType t) {
     switch (t) {
-        case c10::kFloat: return std::numeric_limits<float>::lowest();
-        case c10::kDouble: return std::numeric_limits<double>::lowest();
-        case c10::kBFloat16: return static_cast<float>(std::numeric_limits<c10::BFloat16>::lowest());
-        case c10::kHalf: return static_cast<float>(std::numeric_limits<c10::Half>::lowest());
-        default: TORCH_CHECK(false, "T5 attention: unsupported dtype ", t);
+        case c10::kFloat:
+            return std::numeric_limits<float>::lowest();
+        case c10::kDouble:
+            return std::numeric_limits<double>::lowest();
+        case c10::kBFloat16:
+            return static_cast<float>(std::numeric_limits<c10::BFloat16>::lowest());
+        case c10::kHalf:
+            return static_cast<float>(std::numeric_limits<c10::Half>::lowest());
+        default:
+            TORCH_CHECK(false, "T5 attention: unsupported dtype ", t);
     }
 }
 
@@ -111,8 +116,9 @@ torch::Tensor relative_position_bucket(const torch::Tensor& rel_pos_in, bool bid
     const int64_t max_exact = num_buckets / 2;
     // Same tensor ops and scalar types as upstream: float32 log, double ln(max_dist/max_exact).
     const double log_ratio = std::log(static_cast<double>(max_dist) / static_cast<double>(max_exact));
-    auto large = (torch::log(rel.to(torch::kFloat) / max_exact) / log_ratio * (num_buckets - max_exact))
-                     .to(torch::kLong) + max_exact;
+    auto large =
+        (torch::log(rel.to(torch::kFloat) / max_exact) / log_ratio * (num_buckets - max_exact)).to(torch::kLong) +
+        max_exact;
     large = torch::min(large, torch::full_like(large, num_buckets - 1));
     return buckets + torch::where(rel < max_exact, rel, large);
 }
@@ -153,8 +159,8 @@ T5EncoderImpl::T5EncoderImpl(T5Config cfg, const torch::TensorOptions& o, bool i
     cfg_.validate();
     token_embedding = register_module("token_embedding", T5Embedding(cfg_.vocab, cfg_.dim, o));
     if (cfg_.shared_pos) {
-        pos_embedding = register_module(
-            "pos_embedding", T5RelativeEmbedding(cfg_.num_buckets, cfg_.num_heads, true, cfg_.max_dist, o));
+        pos_embedding = register_module("pos_embedding",
+                                        T5RelativeEmbedding(cfg_.num_buckets, cfg_.num_heads, true, cfg_.max_dist, o));
     }
     blocks = register_module("blocks", torch::nn::ModuleList());
     for (int64_t i = 0; i < cfg_.num_layers; ++i) blocks->push_back(T5SelfAttention(cfg_, o));

@@ -66,8 +66,7 @@ io::LoadReport load_t5_weights(T5EncoderImpl& model, const io::Checkpoint& ckpt)
         auto target = p.value();
         const auto& ck_key = source.at(p.key());
         auto src = ckpt.get(ck_key);
-        if (src.scalar_type() == target.scalar_type() && src.device() == target.device() &&
-            !target.is_meta()) {
+        if (src.scalar_type() == target.scalar_type() && src.device() == target.device() && !target.is_meta()) {
             target.set_data(src);  // the mapped file's pages become the parameter
             ++zero_copy;
         } else {
@@ -84,13 +83,14 @@ io::LoadReport load_t5_weights(T5EncoderImpl& model, const io::Checkpoint& ckpt)
 
 std::shared_ptr<T5EncoderImpl> load_t5_encoder(const std::filesystem::path& path, const T5LoadOptions& options) {
     if (options.dtype != c10::kBFloat16 && options.dtype != c10::kFloat && options.dtype != c10::kHalf) {
-        throw ConfigError(fmt::format("T5 encoder dtype {} is not supported (bf16, fp16 or fp32)",
-                                      c10::toString(options.dtype)));
+        throw ConfigError(
+            fmt::format("T5 encoder dtype {} is not supported (bf16, fp16 or fp32)", c10::toString(options.dtype)));
     }
     if (!std::filesystem::exists(path)) {
-        throw CheckpointError(fmt::format("T5 encoder checkpoint '{}' does not exist (expected "
-                                          "models_t5_umt5-xxl-enc-bf16.pth or a .safetensors file)",
-                                          path.string()));
+        throw CheckpointError(
+            fmt::format("T5 encoder checkpoint '{}' does not exist (expected "
+                        "models_t5_umt5-xxl-enc-bf16.pth or a .safetensors file)",
+                        path.string()));
     }
     const auto t0 = std::chrono::steady_clock::now();
     spdlog::info("opening T5 encoder {}", path.string());

@@ -66,9 +66,10 @@ torch::Tensor checked_context(const io::SafetensorsFile& f, const std::string& k
     const auto& path = f.path().string();
     const auto* info = f.find(key);
     if (!info) {
-        throw DataError(fmt::format("context file '{}' has no tensor '{}'; expected 'context' [L, dim] (one prompt) "
-                                    "or 'context.0'..'context.N-1' (written by encode_prompts_to_file)",
-                                    path, key));
+        throw DataError(
+            fmt::format("context file '{}' has no tensor '{}'; expected 'context' [L, dim] (one prompt) "
+                        "or 'context.0'..'context.N-1' (written by encode_prompts_to_file)",
+                        path, key));
     }
     auto t = f.tensor(key);
     if (!(t.scalar_type() == torch::kFloat || t.scalar_type() == torch::kBFloat16 || t.scalar_type() == torch::kHalf)) {
@@ -84,8 +85,8 @@ torch::Tensor checked_context(const io::SafetensorsFile& f, const std::string& k
                                     path, key, t.size(1), expected_dim));
     }
     if (t.size(0) < 1 || t.size(0) > max_len) {
-        throw DataError(fmt::format("context file '{}': '{}' has {} rows, expected 1..{} (tokens incl. EOS)", path,
-                                    key, t.size(0), max_len));
+        throw DataError(fmt::format("context file '{}': '{}' has {} rows, expected 1..{} (tokens incl. EOS)", path, key,
+                                    t.size(0), max_len));
     }
     if (!torch::isfinite(t).all().item<bool>()) {
         throw DataError(fmt::format("context file '{}': '{}' contains NaN or Inf", path, key));
@@ -97,22 +98,23 @@ torch::Tensor checked_context(const io::SafetensorsFile& f, const std::string& k
 
 std::vector<torch::Tensor> load_contexts_safetensors(const fs::path& path, int64_t expected_dim, int64_t max_len) {
     if (!fs::exists(path)) {
-        throw DataError(fmt::format("context file '{}' does not exist (make it with encode_prompts_to_file)",
-                                    path.string()));
+        throw DataError(
+            fmt::format("context file '{}' does not exist (make it with encode_prompts_to_file)", path.string()));
     }
     io::SafetensorsFile f = [&] {
         try {
             return io::SafetensorsFile::open(path);
         } catch (const CheckpointError& e) {
-            throw DataError(fmt::format("context file '{}' is not a readable safetensors file: {}", path.string(),
-                                        e.what()));
+            throw DataError(
+                fmt::format("context file '{}' is not a readable safetensors file: {}", path.string(), e.what()));
         }
     }();
     if (f.contains("context")) {
         if (f.tensors().size() != 1) {
-            throw DataError(fmt::format("context file '{}' has 'context' and {} other tensors; expected only 'context' "
-                                        "or only 'context.0'..'context.N-1'",
-                                        path.string(), f.tensors().size() - 1));
+            throw DataError(
+                fmt::format("context file '{}' has 'context' and {} other tensors; expected only 'context' "
+                            "or only 'context.0'..'context.N-1'",
+                            path.string(), f.tensors().size() - 1));
         }
         return {checked_context(f, "context", expected_dim, max_len)};
     }
@@ -132,8 +134,8 @@ std::vector<torch::Tensor> load_contexts_safetensors(const fs::path& path, int64
 torch::Tensor load_context_safetensors(const fs::path& path, int64_t expected_dim, int64_t max_len) {
     auto all = load_contexts_safetensors(path, expected_dim, max_len);
     if (all.size() != 1) {
-        throw DataError(fmt::format("context file '{}' holds {} prompts; expected one ('context')", path.string(),
-                                    all.size()));
+        throw DataError(
+            fmt::format("context file '{}' holds {} prompts; expected one ('context')", path.string(), all.size()));
     }
     return all[0];
 }

@@ -25,8 +25,8 @@ using Status = sentencepiece::util::Status;
 /// call through the object's vtable. Override the library with IPA_SENTENCEPIECE_LIB.
 struct SentencePieceLibrary {
     void* handle = nullptr;
-    void (*construct)(void*) = nullptr;                 // SentencePieceProcessor::SentencePieceProcessor()
-    void (*destroy_status)(void*) = nullptr;            // util::Status::~Status()
+    void (*construct)(void*) = nullptr;                   // SentencePieceProcessor::SentencePieceProcessor()
+    void (*destroy_status)(void*) = nullptr;              // util::Status::~Status()
     std::string (*status_string)(const void*) = nullptr;  // util::Status::ToString() const
 
     static const SentencePieceLibrary& get() {
@@ -50,8 +50,10 @@ private:
             errors += fmt::format("\n  {}: {}", c, e ? e : "?");
         }
         if (!lib.handle) {
-            throw DataError("cannot load the SentencePiece library (install libsentencepiece0 or set "
-                            "IPA_SENTENCEPIECE_LIB):" + errors);
+            throw DataError(
+                "cannot load the SentencePiece library (install libsentencepiece0 or set "
+                "IPA_SENTENCEPIECE_LIB):" +
+                errors);
         }
         auto sym = [&](const char* name) {
             void* p = ::dlsym(lib.handle, name);
@@ -110,8 +112,8 @@ T5Tokenizer T5Tokenizer::load(const fs::path& path, int64_t text_len) {
                 path.string(), has_json ? " (only tokenizer.json, which this reader does not use)" : ""));
         }
     } else if (!fs::exists(path)) {
-        throw DataError(fmt::format("tokenizer '{}' does not exist; pass the google/umt5-xxl folder or its spiece.model",
-                                    path.string()));
+        throw DataError(fmt::format(
+            "tokenizer '{}' does not exist; pass the google/umt5-xxl folder or its spiece.model", path.string()));
     }
     T5Tokenizer tok;
     tok.model_path_ = model;
@@ -123,9 +125,10 @@ T5Tokenizer T5Tokenizer::load(const fs::path& path, int64_t text_len) {
     }
     const int n = tok.sp_->GetPieceSize();
     if (n <= kEosId || tok.sp_->IdToPiece(kPadId) != "<pad>" || tok.sp_->IdToPiece(kEosId) != "</s>") {
-        throw DataError(fmt::format("SentencePiece model '{}' does not have the T5 id layout (id 0 '<pad>', id 1 "
-                                    "'</s>'); got '{}', '{}'",
-                                    model.string(), n > 0 ? tok.sp_->IdToPiece(0) : "", n > 1 ? tok.sp_->IdToPiece(1) : ""));
+        throw DataError(
+            fmt::format("SentencePiece model '{}' does not have the T5 id layout (id 0 '<pad>', id 1 "
+                        "'</s>'); got '{}', '{}'",
+                        model.string(), n > 0 ? tok.sp_->IdToPiece(0) : "", n > 1 ? tok.sp_->IdToPiece(1) : ""));
     }
     spdlog::info("tokenizer {}: {} pieces, text_len {}", model.string(), n, text_len);
     return tok;

@@ -6,9 +6,8 @@
 
 namespace ipa::models::wan {
 
-torch::Tensor multi_head_attention(const torch::Tensor& q, const torch::Tensor& k,
-                                   const torch::Tensor& v, int64_t num_heads,
-                                   const torch::Tensor& key_mask) {
+torch::Tensor multi_head_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                   int64_t num_heads, const torch::Tensor& key_mask) {
     // q [B, Lq, H·d] (or [B, Lq, H, d]), k/v [B, Lk, H·d] -> [B, Lq, H·d]
     const auto dtype = v.scalar_type();
     const int64_t b = q.size(0), lq = q.size(1), lk = k.size(1);
@@ -61,9 +60,8 @@ torch::Tensor WanSelfAttentionImpl::forward(const torch::Tensor& x, const RopeTa
     return o(multi_head_attention(qr, kr, vx, num_heads, key_mask));
 }
 
-WanCrossAttentionImpl::WanCrossAttentionImpl(int64_t dim_, int64_t heads, bool qk_norm, double eps,
-                                             bool image, int64_t text_len_,
-                                             const torch::TensorOptions& opt)
+WanCrossAttentionImpl::WanCrossAttentionImpl(int64_t dim_, int64_t heads, bool qk_norm, double eps, bool image,
+                                             int64_t text_len_, const torch::TensorOptions& opt)
     : dim(dim_), num_heads(heads), text_len(text_len_) {
     register_projections(*this, dim, qk_norm, eps, opt);
     if (image) {

@@ -11,13 +11,12 @@ WanAttentionBlockImpl::WanAttentionBlockImpl(const WanConfig& cfg, bool image_cr
     norm1 = register_module("norm1", WanLayerNorm(dim, cfg.eps, false, o));
     self_attn = register_module("self_attn", WanSelfAttention(dim, cfg.num_heads, cfg.qk_norm, cfg.eps, o));
     if (cfg.cross_attn_norm) norm3 = register_module("norm3", WanLayerNorm(dim, cfg.eps, true, o));
-    cross_attn = register_module("cross_attn", WanCrossAttention(dim, cfg.num_heads, cfg.qk_norm, cfg.eps,
-                                                                 image_cross_attn, cfg.text_len, o));
+    cross_attn = register_module(
+        "cross_attn", WanCrossAttention(dim, cfg.num_heads, cfg.qk_norm, cfg.eps, image_cross_attn, cfg.text_len, o));
     norm2 = register_module("norm2", WanLayerNorm(dim, cfg.eps, false, o));
-    ffn = register_module("ffn", torch::nn::Sequential(
-                                     Linear(dim, cfg.ffn_dim, true, o),
-                                     torch::nn::GELU(torch::nn::GELUOptions().approximate("tanh")),
-                                     Linear(cfg.ffn_dim, dim, true, o)));
+    ffn = register_module("ffn", torch::nn::Sequential(Linear(dim, cfg.ffn_dim, true, o),
+                                                       torch::nn::GELU(torch::nn::GELUOptions().approximate("tanh")),
+                                                       Linear(cfg.ffn_dim, dim, true, o)));
     modulation = register_parameter("modulation", torch::randn({1, 6, dim}, o) / std::sqrt(double(dim)));
 }
 
@@ -40,8 +39,8 @@ VaceWanAttentionBlockImpl::VaceWanAttentionBlockImpl(const WanConfig& cfg, int64
 }
 
 std::pair<torch::Tensor, torch::Tensor> VaceWanAttentionBlockImpl::forward_vace(
-    const torch::Tensor& c_in, const torch::Tensor& x, const torch::Tensor& e0,
-    const torch::Tensor& context, const RopeTable& rope, const torch::Tensor& key_mask) {
+    const torch::Tensor& c_in, const torch::Tensor& x, const torch::Tensor& e0, const torch::Tensor& context,
+    const RopeTable& rope, const torch::Tensor& key_mask) {
     // c [B, L, D] control tokens, x [B, L, D] patch-embedded main tokens (pre block 0)
     auto c = block_id == 0 ? before_proj(c_in) + x : c_in;
     c = forward(c, e0, context, rope, key_mask);
@@ -61,10 +60,10 @@ torch::Tensor HeadImpl::forward(const torch::Tensor& x, const torch::Tensor& e) 
 }
 
 MLPProjImpl::MLPProjImpl(int64_t in_dim, int64_t out_dim, bool flf_pos_emb, const torch::TensorOptions& o) {
-    proj = register_module(
-        "proj", torch::nn::Sequential(torch::nn::LayerNorm(torch::nn::LayerNormOptions({in_dim})),
-                                      Linear(in_dim, in_dim, true, o), torch::nn::GELU(), Linear(in_dim, out_dim, true, o),
-                                      torch::nn::LayerNorm(torch::nn::LayerNormOptions({out_dim}))));
+    proj = register_module("proj", torch::nn::Sequential(torch::nn::LayerNorm(torch::nn::LayerNormOptions({in_dim})),
+                                                         Linear(in_dim, in_dim, true, o), torch::nn::GELU(),
+                                                         Linear(in_dim, out_dim, true, o),
+                                                         torch::nn::LayerNorm(torch::nn::LayerNormOptions({out_dim}))));
     if (flf_pos_emb) emb_pos = register_parameter("emb_pos", torch::zeros({1, 514, in_dim}, o));
 }
 
@@ -78,7 +77,9 @@ torch::Tensor MLPProjImpl::forward(const torch::Tensor& image_embeds) {
     auto ln = [](const std::shared_ptr<torch::nn::Module>& m, const torch::Tensor& t) {
         auto* l = m->as<torch::nn::LayerNormImpl>();
         return F::layer_norm(t.to(torch::kFloat), F::LayerNormFuncOptions(l->options.normalized_shape())
-                                                      .weight(l->weight).bias(l->bias).eps(l->options.eps()));
+                                                      .weight(l->weight)
+                                                      .bias(l->bias)
+                                                      .eps(l->options.eps()));
     };
     x = ln(proj->ptr(0), x);
     x = proj->ptr(1)->as<LinearImpl>()->forward(x);

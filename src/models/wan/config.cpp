@@ -20,9 +20,14 @@ void WanConfig::validate() const {
     for (auto p : patch_size) {
         if (p < 1) bad(fmt::format("patch_size [{}] must be positive", fmt::join(patch_size, ", ")));
     }
-    for (auto [name, v] : {std::pair<const char*, int64_t>{"text_len", text_len}, {"in_dim", in_dim},
-                           {"dim", dim}, {"ffn_dim", ffn_dim}, {"freq_dim", freq_dim},
-                           {"text_dim", text_dim}, {"out_dim", out_dim}, {"num_heads", num_heads},
+    for (auto [name, v] : {std::pair<const char*, int64_t>{"text_len", text_len},
+                           {"in_dim", in_dim},
+                           {"dim", dim},
+                           {"ffn_dim", ffn_dim},
+                           {"freq_dim", freq_dim},
+                           {"text_dim", text_dim},
+                           {"out_dim", out_dim},
+                           {"num_heads", num_heads},
                            {"num_layers", num_layers}}) {
         if (v < 1) bad(fmt::format("{} = {} must be positive", name, v));
     }
@@ -150,9 +155,10 @@ WanConfig WanConfig::resolve(const std::string& path_or_preset) {
 WanConfig WanConfig::detect(const io::Checkpoint& ckpt) {
     auto need = [&](const std::string& key) {
         if (!ckpt.contains(key)) {
-            throw CheckpointError(fmt::format("cannot detect a Wan config from '{}': no '{}' (not a Wan "
-                                              "2.1 DiT in original key names?)",
-                                              ckpt.description(), key));
+            throw CheckpointError(
+                fmt::format("cannot detect a Wan config from '{}': no '{}' (not a Wan "
+                            "2.1 DiT in original key names?)",
+                            ckpt.description(), key));
         }
         return ckpt.shape(key);
     };
@@ -179,8 +185,10 @@ WanConfig WanConfig::detect(const io::Checkpoint& ckpt) {
     c.num_layers = layers;
     c.cross_attn_norm = ckpt.contains("blocks.0.norm3.weight");
     c.qk_norm = ckpt.contains("blocks.0.self_attn.norm_q.weight");
-    if (ckpt.contains("img_emb.emb_pos")) c.model_type = "flf2v";
-    else if (ckpt.contains("img_emb.proj.0.weight")) c.model_type = "i2v";
+    if (ckpt.contains("img_emb.emb_pos"))
+        c.model_type = "flf2v";
+    else if (ckpt.contains("img_emb.proj.0.weight"))
+        c.model_type = "i2v";
     if (vace > 0) {
         c.model_type = "vace";
         for (int64_t j = 0; j < vace; ++j) c.vace_layers.push_back(j * layers / vace);
@@ -217,11 +225,11 @@ std::string WanConfig::to_yaml() const {
 }
 
 bool WanConfig::operator==(const WanConfig& o) const {
-    return model_type == o.model_type && patch_size == o.patch_size && text_len == o.text_len &&
-           in_dim == o.in_dim && dim == o.dim && ffn_dim == o.ffn_dim && freq_dim == o.freq_dim &&
-           text_dim == o.text_dim && out_dim == o.out_dim && num_heads == o.num_heads &&
-           num_layers == o.num_layers && qk_norm == o.qk_norm && cross_attn_norm == o.cross_attn_norm &&
-           eps == o.eps && vace_layers == o.vace_layers && vace_in_dim == o.vace_in_dim;
+    return model_type == o.model_type && patch_size == o.patch_size && text_len == o.text_len && in_dim == o.in_dim &&
+           dim == o.dim && ffn_dim == o.ffn_dim && freq_dim == o.freq_dim && text_dim == o.text_dim &&
+           out_dim == o.out_dim && num_heads == o.num_heads && num_layers == o.num_layers && qk_norm == o.qk_norm &&
+           cross_attn_norm == o.cross_attn_norm && eps == o.eps && vace_layers == o.vace_layers &&
+           vace_in_dim == o.vace_in_dim;
 }
 
 }  // namespace ipa::models::wan

@@ -49,20 +49,29 @@ const std::vector<std::pair<std::string, std::string>>& top_level_rules() {
 
 const std::vector<std::pair<std::string, std::string>>& block_rules() {
     static const std::vector<std::pair<std::string, std::string>> rules = {
-        {"attn1.to_q.", "self_attn.q."},        {"attn1.to_k.", "self_attn.k."},
-        {"attn1.to_v.", "self_attn.v."},        {"attn1.to_out.0.", "self_attn.o."},
-        {"attn1.norm_q.", "self_attn.norm_q."}, {"attn1.norm_k.", "self_attn.norm_k."},
-        {"attn2.to_q.", "cross_attn.q."},       {"attn2.to_k.", "cross_attn.k."},
-        {"attn2.to_v.", "cross_attn.v."},       {"attn2.to_out.0.", "cross_attn.o."},
-        {"attn2.norm_q.", "cross_attn.norm_q."}, {"attn2.norm_k.", "cross_attn.norm_k."},
-        {"attn2.add_k_proj.", "cross_attn.k_img."}, {"attn2.add_v_proj.", "cross_attn.v_img."},
+        {"attn1.to_q.", "self_attn.q."},
+        {"attn1.to_k.", "self_attn.k."},
+        {"attn1.to_v.", "self_attn.v."},
+        {"attn1.to_out.0.", "self_attn.o."},
+        {"attn1.norm_q.", "self_attn.norm_q."},
+        {"attn1.norm_k.", "self_attn.norm_k."},
+        {"attn2.to_q.", "cross_attn.q."},
+        {"attn2.to_k.", "cross_attn.k."},
+        {"attn2.to_v.", "cross_attn.v."},
+        {"attn2.to_out.0.", "cross_attn.o."},
+        {"attn2.norm_q.", "cross_attn.norm_q."},
+        {"attn2.norm_k.", "cross_attn.norm_k."},
+        {"attn2.add_k_proj.", "cross_attn.k_img."},
+        {"attn2.add_v_proj.", "cross_attn.v_img."},
         {"attn2.norm_added_k.", "cross_attn.norm_k_img."},
         // diffusers' norm2 is the affine cross-attention norm (original norm3); the original
         // norm2 has no parameters, so this never touches an original key.
         {"norm2.", "norm3."},
-        {"ffn.net.0.proj.", "ffn.0."},          {"ffn.net.2.", "ffn.2."},
+        {"ffn.net.0.proj.", "ffn.0."},
+        {"ffn.net.2.", "ffn.2."},
         {"scale_shift_table", "modulation"},
-        {"proj_in.", "before_proj."},           {"proj_out.", "after_proj."},
+        {"proj_in.", "before_proj."},
+        {"proj_out.", "after_proj."},
     };
     return rules;
 }
@@ -91,8 +100,10 @@ std::optional<std::string> to_original_key(const std::string& key_in) {
 std::string detect_key_format(const io::Checkpoint& ckpt) {
     bool original = false, diffusers = false;
     for (const auto& name : ckpt.names()) {
-        if (name.find("self_attn.q.") != std::string::npos || name.find("time_embedding.") != std::string::npos) original = true;
-        if (name.find("attn1.to_q.") != std::string::npos || name.find("condition_embedder.") != std::string::npos) diffusers = true;
+        if (name.find("self_attn.q.") != std::string::npos || name.find("time_embedding.") != std::string::npos)
+            original = true;
+        if (name.find("attn1.to_q.") != std::string::npos || name.find("condition_embedder.") != std::string::npos)
+            diffusers = true;
     }
     if (original && !diffusers) return "original";
     if (diffusers && !original) return "diffusers";

@@ -22,12 +22,14 @@ WanModelImpl::WanModelImpl(WanConfig cfg, const torch::TensorOptions& o) : cfg_(
     const int64_t dim = cfg_.dim;
     patch_embedding = register_module("patch_embedding", PatchEmbed(cfg_.in_dim, dim, cfg_.patch_size, o));
     text_embedding = register_module(
-        "text_embedding",
-        torch::nn::Sequential(Linear(cfg_.text_dim, dim, true, o),
-                              torch::nn::GELU(torch::nn::GELUOptions().approximate("tanh")), Linear(dim, dim, true, o)));
+        "text_embedding", torch::nn::Sequential(Linear(cfg_.text_dim, dim, true, o),
+                                                torch::nn::GELU(torch::nn::GELUOptions().approximate("tanh")),
+                                                Linear(dim, dim, true, o)));
     time_embedding = register_module(
-        "time_embedding", torch::nn::Sequential(Linear(cfg_.freq_dim, dim, true, o), torch::nn::SiLU(), Linear(dim, dim, true, o)));
-    time_projection = register_module("time_projection", torch::nn::Sequential(torch::nn::SiLU(), Linear(dim, 6 * dim, true, o)));
+        "time_embedding",
+        torch::nn::Sequential(Linear(cfg_.freq_dim, dim, true, o), torch::nn::SiLU(), Linear(dim, dim, true, o)));
+    time_projection =
+        register_module("time_projection", torch::nn::Sequential(torch::nn::SiLU(), Linear(dim, 6 * dim, true, o)));
     blocks = register_module("blocks", torch::nn::ModuleList());
     // A VACE model's main blocks always use text cross-attention (upstream rebuilds them).
     const bool image = cfg_.has_image_input() && !cfg_.is_vace();
@@ -44,8 +46,7 @@ bool WanModelImpl::keeps_fp32(const std::string& n) {
 }
 
 void WanModelImpl::set_dtype(c10::ScalarType dtype) {
-    TORCH_CHECK(dtype == torch::kFloat || dtype == torch::kBFloat16 || dtype == torch::kDouble ||
-                    dtype == torch::kHalf,
+    TORCH_CHECK(dtype == torch::kFloat || dtype == torch::kBFloat16 || dtype == torch::kDouble || dtype == torch::kHalf,
                 "WanModel: unsupported dtype ", dtype);
     torch::NoGradGuard no_grad;
     for (auto& p : named_parameters()) {
@@ -57,10 +58,12 @@ void WanModelImpl::set_dtype(c10::ScalarType dtype) {
 
 void WanModelImpl::check_inputs(const WanInputs& in) const {
     auto fail = [](const std::string& what) { throw DataError("WanModel input: " + what); };
-    if (!in.x.defined() || in.x.dim() != 5) fail(fmt::format("x must be [B, C, F, H, W], got {}", in.x.defined() ? c10::str(in.x.sizes()) : "nothing"));
+    if (!in.x.defined() || in.x.dim() != 5)
+        fail(fmt::format("x must be [B, C, F, H, W], got {}", in.x.defined() ? c10::str(in.x.sizes()) : "nothing"));
     const int64_t b = in.x.size(0);
     const int64_t channels = in.x.size(1) + (in.y.defined() ? in.y.size(1) : 0);
-    if (channels != cfg_.in_dim) fail(fmt::format("x has {} channels (with y), the model expects in_dim = {}", channels, cfg_.in_dim));
+    if (channels != cfg_.in_dim)
+        fail(fmt::format("x has {} channels (with y), the model expects in_dim = {}", channels, cfg_.in_dim));
     for (int i = 0; i < 3; ++i) {
         if (in.x.size(2 + i) % cfg_.patch_size[i] != 0) {
             fail(fmt::format("x size {} is not divisible by the patch size [{}]", c10::str(in.x.sizes()),
@@ -70,7 +73,8 @@ void WanModelImpl::check_inputs(const WanInputs& in) const {
     if (!in.t.defined() || in.t.dim() != 1 || in.t.size(0) != b) {
         fail(fmt::format("t must be [B] = [{}], got {}", b, in.t.defined() ? c10::str(in.t.sizes()) : "nothing"));
     }
-    if (!in.context.defined() || in.context.dim() != 3 || in.context.size(0) != b || in.context.size(2) != cfg_.text_dim) {
+    if (!in.context.defined() || in.context.dim() != 3 || in.context.size(0) != b ||
+        in.context.size(2) != cfg_.text_dim) {
         fail(fmt::format("context must be [{}, L, {}], got {}", b, cfg_.text_dim,
                          in.context.defined() ? c10::str(in.context.sizes()) : "nothing"));
     }
@@ -134,14 +138,16 @@ torch::Tensor WanModelImpl::forward(const WanInputs& in) {
     p.tokens = embed_tokens(patch_embedding, video.to(device), p.seq_len);  // [B, S, D]
 
     const auto e = time_embedding->forward(sinusoidal_embedding(cfg_.freq_dim, in.t.to(device)));  // [B, D] fp32
-    p.args.e0 = time_projection->forward(e).unflatten(1, {6, cfg_.dim});                            // [B, 6, D]
+    p.args.e0 = time_projection->forward(e).unflatten(1, {6, cfg_.dim});                           // [B, 6, D]
 
     auto ctx = in.context.to(device);
     if (ctx.size(1) < cfg_.text_len) {  // zero rows, embedded and attended like upstream (no mask)
         ctx = torch::cat({ctx, ctx.new_zeros({p.batch, cfg_.text_len - ctx.size(1), ctx.size(2)})}, 1);
     }
     p.args.context = text_embedding->forward(ctx);  // [B, text_len, D]
-    if (img_emb) p.args.context = torch::cat({img_emb(in.clip_fea.to(device)).to(p.args.context.scalar_type()), p.args.context}, 1);
+    if (img_emb)
+        p.args.context =
+            torch::cat({img_emb(in.clip_fea.to(device)).to(p.args.context.scalar_type()), p.args.context}, 1);
 
     p.args.rope = make_rope(cfg_.head_dim(), p.grid[0], p.grid[1], p.grid[2], p.seq_len, device);
     if (p.seq_len > tokens) {
@@ -163,14 +169,14 @@ torch::Tensor WanModelImpl::forward(const WanInputs& in) {
     return unpatchify(x, p.grid).to(torch::kFloat);
 }
 
-VaceWanModelImpl::VaceWanModelImpl(WanConfig cfg, const torch::TensorOptions& o)
-    : WanModelImpl(std::move(cfg), o) {
+VaceWanModelImpl::VaceWanModelImpl(WanConfig cfg, const torch::TensorOptions& o) : WanModelImpl(std::move(cfg), o) {
     TORCH_CHECK(cfg_.is_vace(), "VaceWanModel needs vace_layers");
     vace_blocks = register_module("vace_blocks", torch::nn::ModuleList());
     for (std::size_t j = 0; j < cfg_.vace_layers.size(); ++j) {
         vace_blocks->push_back(VaceWanAttentionBlock(cfg_, static_cast<int64_t>(j), o));
     }
-    vace_patch_embedding = register_module("vace_patch_embedding", PatchEmbed(cfg_.vace_in_dim, cfg_.dim, cfg_.patch_size, o));
+    vace_patch_embedding =
+        register_module("vace_patch_embedding", PatchEmbed(cfg_.vace_in_dim, cfg_.dim, cfg_.patch_size, o));
 }
 
 std::vector<torch::Tensor> VaceWanModelImpl::compute_hints(const WanInputs& in, const Prepared& p) {

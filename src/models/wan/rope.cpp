@@ -7,8 +7,8 @@
 
 namespace ipa::models::wan {
 
-RopeTable make_rope(int64_t head_dim, int64_t f, int64_t h, int64_t w, int64_t seq_len,
-                    const c10::Device& device, double theta) {
+RopeTable make_rope(int64_t head_dim, int64_t f, int64_t h, int64_t w, int64_t seq_len, const c10::Device& device,
+                    double theta) {
     const int64_t c = head_dim / 2;
     const int64_t c_hw = c / 3;
     const int64_t c_t = c - 2 * c_hw;
@@ -20,9 +20,9 @@ RopeTable make_rope(int64_t head_dim, int64_t f, int64_t h, int64_t w, int64_t s
     auto freqs = [&](int64_t channels) {
         return torch::pow(theta, -torch::arange(channels, opt) * 2.0 / static_cast<double>(2 * channels));
     };
-    const auto ang_t = torch::arange(f, opt).unsqueeze(1) * freqs(c_t).unsqueeze(0);    // [f, c_t]
-    const auto ang_h = torch::arange(h, opt).unsqueeze(1) * freqs(c_hw).unsqueeze(0);   // [h, c_hw]
-    const auto ang_w = torch::arange(w, opt).unsqueeze(1) * freqs(c_hw).unsqueeze(0);   // [w, c_hw]
+    const auto ang_t = torch::arange(f, opt).unsqueeze(1) * freqs(c_t).unsqueeze(0);   // [f, c_t]
+    const auto ang_h = torch::arange(h, opt).unsqueeze(1) * freqs(c_hw).unsqueeze(0);  // [h, c_hw]
+    const auto ang_w = torch::arange(w, opt).unsqueeze(1) * freqs(c_hw).unsqueeze(0);  // [w, c_hw]
     const auto angles = torch::cat({ang_t.view({f, 1, 1, c_t}).expand({f, h, w, c_t}),
                                     ang_h.view({1, h, 1, c_hw}).expand({f, h, w, c_hw}),
                                     ang_w.view({1, 1, w, c_hw}).expand({f, h, w, c_hw})},

@@ -13,16 +13,16 @@ namespace ipa::models::t5 {
 /// Field names are the upstream constructor argument names; the defaults are umT5-XXL
 /// (`umt5_xxl(encoder_only=True)`).
 struct T5Config {
-    int64_t vocab = 256384;     ///< embedding rows (the tokenizer has fewer pieces; the rest is padding)
-    int64_t dim = 4096;         ///< d_model
-    int64_t dim_attn = 4096;    ///< q/k/v width = num_heads × head_dim
-    int64_t dim_ffn = 10240;    ///< gated-GELU hidden width
+    int64_t vocab = 256384;   ///< embedding rows (the tokenizer has fewer pieces; the rest is padding)
+    int64_t dim = 4096;       ///< d_model
+    int64_t dim_attn = 4096;  ///< q/k/v width = num_heads × head_dim
+    int64_t dim_ffn = 10240;  ///< gated-GELU hidden width
     int64_t num_heads = 64;
     int64_t num_layers = 24;
-    int64_t num_buckets = 32;   ///< relative-position buckets (half per direction)
-    int64_t max_dist = 128;     ///< distance where the log buckets saturate
-    bool shared_pos = false;    ///< false: one relative embedding per layer (umT5); true: one for all (T5)
-    double eps = 1e-6;          ///< T5LayerNorm epsilon
+    int64_t num_buckets = 32;  ///< relative-position buckets (half per direction)
+    int64_t max_dist = 128;    ///< distance where the log buckets saturate
+    bool shared_pos = false;   ///< false: one relative embedding per layer (umT5); true: one for all (T5)
+    double eps = 1e-6;         ///< T5LayerNorm epsilon
 
     int64_t head_dim() const { return dim_attn / num_heads; }
 

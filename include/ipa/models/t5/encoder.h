@@ -6,7 +6,7 @@
 // blocks.N.ffn.gate.0.weight, blocks.N.ffn.fc1.weight, blocks.N.ffn.fc2.weight,
 // blocks.N.pos_embedding.embedding.weight, norm.weight).
 //
-// Numerics follow the reference run outside autocast (wan-vace-spec §6.4): every op runs
+// Numerics follow the reference run outside autocast (docs/wan-vace.md §6.4): every op runs
 // in the dtype of the weights (bf16 for the released file), with the same sequence of
 // elementwise ops as upstream so the bf16 roundings are the same; the norm's variance and
 // the softmax are computed in fp32. With fp32 weights everything is fp32.

@@ -28,7 +28,7 @@ struct T5LoadOptions {
 };
 
 /// Maps a Hugging Face `UMT5EncoderModel` / `T5EncoderModel` key to the Wan name
-/// (wan-vace-spec §6.5): `shared.weight` / `encoder.embed_tokens.weight` ->
+/// (docs/wan-vace.md §6.5): `shared.weight` / `encoder.embed_tokens.weight` ->
 /// `token_embedding.weight`, `encoder.block.N.layer.0.SelfAttention.{q,k,v,o}` ->
 /// `blocks.N.attn.*`, `…relative_attention_bias` -> `blocks.N.pos_embedding.embedding`
 /// (the shared `pos_embedding.embedding` when `shared_pos`), `layer.0/1.layer_norm` ->

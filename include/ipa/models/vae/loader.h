@@ -30,7 +30,7 @@ struct WanVAEImpl;
 ///    norm_out, conv_out, quant_conv, post_quant_conv; norm1/conv1/norm2/conv2/
 ///    conv_shortcut inside residual blocks).
 /// Original names pass through unchanged.
-// ref: wan-vace-spec §8.3 (diffusers scripts/convert_wan_to_diffusers.py, reversed)
+// ref: docs/wan-vace.md §8.3 (diffusers scripts/convert_wan_to_diffusers.py, reversed)
 class VaeKeyMap {
 public:
     explicit VaeKeyMap(const io::Checkpoint& ckpt);

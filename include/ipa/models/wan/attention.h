@@ -14,8 +14,7 @@ struct WanSelfAttentionImpl : torch::nn::Module {
     WanSelfAttentionImpl(int64_t dim, int64_t num_heads, bool qk_norm, double eps,
                          const torch::TensorOptions& options = {});
     /// x [B, L, D]; key_mask [B, 1, 1, L] bool (true = real token) or undefined.
-    torch::Tensor forward(const torch::Tensor& x, const RopeTable& rope,
-                          const torch::Tensor& key_mask);
+    torch::Tensor forward(const torch::Tensor& x, const RopeTable& rope, const torch::Tensor& key_mask);
 
     Linear q{nullptr}, k{nullptr}, v{nullptr}, o{nullptr};
     WanRMSNorm norm_q{nullptr}, norm_k{nullptr};  // absent when qk_norm = false
@@ -28,8 +27,8 @@ TORCH_MODULE(WanSelfAttention);
 /// are image tokens attended through k_img/v_img and added before `o`.
 // ref: Wan2.1 wan/modules/model.py WanT2VCrossAttention, WanI2VCrossAttention
 struct WanCrossAttentionImpl : torch::nn::Module {
-    WanCrossAttentionImpl(int64_t dim, int64_t num_heads, bool qk_norm, double eps, bool image,
-                          int64_t text_len, const torch::TensorOptions& options = {});
+    WanCrossAttentionImpl(int64_t dim, int64_t num_heads, bool qk_norm, double eps, bool image, int64_t text_len,
+                          const torch::TensorOptions& options = {});
     /// x [B, L, D], context [B, L_ctx, D]
     torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& context);
 
@@ -43,8 +42,7 @@ TORCH_MODULE(WanCrossAttention);
 
 /// Multi-head attention on [B, L, D] projections: heads split, SDPA in the dtype of `v`
 /// (fused kernels on LibTorch ≥ 2), heads merged back to [B, Lq, D].
-torch::Tensor multi_head_attention(const torch::Tensor& q, const torch::Tensor& k,
-                                   const torch::Tensor& v, int64_t num_heads,
-                                   const torch::Tensor& key_mask = {});
+torch::Tensor multi_head_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                   int64_t num_heads, const torch::Tensor& key_mask = {});
 
 }  // namespace ipa::models::wan

@@ -21,8 +21,7 @@ struct BlockArgs {
 ///   x += SelfAttn(LN1(x)·(1+m1)+m0)·m2;  x += CrossAttn(LN3(x), ctx);  x += FFN(LN2(x)·(1+m4)+m3)·m5
 // ref: Wan2.1 wan/modules/model.py WanAttentionBlock
 struct WanAttentionBlockImpl : torch::nn::Module {
-    WanAttentionBlockImpl(const WanConfig& cfg, bool image_cross_attn,
-                          const torch::TensorOptions& options = {});
+    WanAttentionBlockImpl(const WanConfig& cfg, bool image_cross_attn, const torch::TensorOptions& options = {});
     /// x [B, L, D] -> [B, L, D] (fp32 after the first residual add)
     torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& e0, const torch::Tensor& context,
                           const RopeTable& rope, const torch::Tensor& key_mask);
@@ -44,10 +43,8 @@ struct VaceWanAttentionBlockImpl : WanAttentionBlockImpl {
     VaceWanAttentionBlockImpl(const WanConfig& cfg, int64_t block_id, const torch::TensorOptions& options = {});
     /// Returns {c, hint}.
     std::pair<torch::Tensor, torch::Tensor> forward_vace(const torch::Tensor& c, const torch::Tensor& x,
-                                                         const torch::Tensor& e0,
-                                                         const torch::Tensor& context,
-                                                         const RopeTable& rope,
-                                                         const torch::Tensor& key_mask);
+                                                         const torch::Tensor& e0, const torch::Tensor& context,
+                                                         const RopeTable& rope, const torch::Tensor& key_mask);
     Linear before_proj{nullptr};  // block 0 only
     Linear after_proj{nullptr};
     int64_t block_id;
@@ -63,7 +60,7 @@ struct HeadImpl : torch::nn::Module {
     torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& e);
     WanLayerNorm norm{nullptr};  // no parameters
     Linear head{nullptr};
-    torch::Tensor modulation;    // [1, 2, D]
+    torch::Tensor modulation;  // [1, 2, D]
 };
 TORCH_MODULE(Head);
 

@@ -16,7 +16,7 @@ namespace ipa::models::wan {
 ///    (`attn1.to_q` → `self_attn.q`, `norm2` → `norm3`, `scale_shift_table` → `modulation`, …).
 /// Original names pass through unchanged. Returns nullopt for keys to drop (diffusers'
 /// unused `norm_added_q`).
-// ref: wan-vace-spec §8.1–8.2 (diffusers scripts/convert_wan_to_diffusers.py, reversed)
+// ref: docs/wan-vace.md §8.1–8.2 (diffusers scripts/convert_wan_to_diffusers.py, reversed)
 std::optional<std::string> to_original_key(const std::string& key);
 
 /// "original", "diffusers" or "unknown", judged from a checkpoint's key names.

@@ -23,8 +23,7 @@ TORCH_MODULE(LoRAFactor);
 /// [out, in] and `bias` [out]. Optional LoRA adapter (`lora_A` [r, in], `lora_B`
 /// [out, r], fp32) is added by ipa::lora; the base keys never change.
 struct LinearImpl : torch::nn::Module {
-    LinearImpl(int64_t in_features, int64_t out_features, bool bias = true,
-               const torch::TensorOptions& options = {});
+    LinearImpl(int64_t in_features, int64_t out_features, bool bias = true, const torch::TensorOptions& options = {});
     /// Base projection plus, when active, scale·B(A(x)) computed in the adapter's dtype.
     torch::Tensor forward(const torch::Tensor& x);
     /// The base projection only (no adapter).

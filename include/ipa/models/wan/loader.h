@@ -22,8 +22,7 @@ struct WanLoadOptions {
 
 /// Loads weights in any supported key spelling (see key_mapping.h) into `model`, strictly
 /// by default: every missing/unexpected/mismatched key is reported in one CheckpointError.
-io::LoadReport load_wan_weights(WanModelImpl& model, const io::Checkpoint& ckpt,
-                                const WanLoadOptions& options = {});
+io::LoadReport load_wan_weights(WanModelImpl& model, const io::Checkpoint& ckpt, const WanLoadOptions& options = {});
 
 /// Builds the model for `cfg`, moves it to the device/dtype and loads `weights` (a file,
 /// shard index or release directory).

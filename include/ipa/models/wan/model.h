@@ -25,7 +25,7 @@ struct WanInputs {
 };
 
 /// The Wan 2.1 DiT velocity model. `named_parameters()` are the official checkpoint keys.
-/// Numerics follow the reference (wan-vace-spec §3.11): in bf16 mode the GEMM/conv weights
+/// Numerics follow the reference (docs/wan-vace.md §3.11): in bf16 mode the GEMM/conv weights
 /// are bf16 while time embedding, modulation, norms and head stay fp32, and the residual
 /// stream is fp32 after the first block; in fp32 mode everything is fp32.
 // ref: Wan2.1 wan/modules/model.py WanModel
@@ -50,9 +50,9 @@ struct WanModelImpl : torch::nn::Module {
     static bool keeps_fp32(const std::string& name);
 
     PatchEmbed patch_embedding{nullptr};
-    torch::nn::Sequential text_embedding{nullptr};  // 0 Linear, 1 GELU(tanh), 2 Linear
-    torch::nn::Sequential time_embedding{nullptr};  // 0 Linear, 1 SiLU, 2 Linear
-    torch::nn::Sequential time_projection{nullptr}; // 0 SiLU, 1 Linear
+    torch::nn::Sequential text_embedding{nullptr};   // 0 Linear, 1 GELU(tanh), 2 Linear
+    torch::nn::Sequential time_embedding{nullptr};   // 0 Linear, 1 SiLU, 2 Linear
+    torch::nn::Sequential time_projection{nullptr};  // 0 SiLU, 1 Linear
     torch::nn::ModuleList blocks{nullptr};
     Head head{nullptr};
     MLPProj img_emb{nullptr};  // i2v / flf2v only
@@ -67,9 +67,7 @@ protected:
         int64_t batch = 0;
     };
     /// VACE hints, one per entry of vace_layers (empty for the plain model).
-    virtual std::vector<torch::Tensor> compute_hints(const WanInputs& in, const Prepared& p) {
-        return {};
-    }
+    virtual std::vector<torch::Tensor> compute_hints(const WanInputs& in, const Prepared& p) { return {}; }
     /// Applies `block` with or without gradient checkpointing.
     torch::Tensor run_block(WanAttentionBlockImpl& block, const torch::Tensor& x, const BlockArgs& args);
     torch::Tensor embed_tokens(PatchEmbed& embed, const torch::Tensor& video, int64_t seq_len);

@@ -15,8 +15,8 @@ struct RopeTable {
     at::Tensor sin;
 };
 
-RopeTable make_rope(int64_t head_dim, int64_t f, int64_t h, int64_t w, int64_t seq_len,
-                    const c10::Device& device, double theta = 10000.0);
+RopeTable make_rope(int64_t head_dim, int64_t f, int64_t h, int64_t w, int64_t seq_len, const c10::Device& device,
+                    double theta = 10000.0);
 
 /// Rotates interleaved pairs (2j, 2j+1) of x [B, L, H, D]; computed and returned in float32.
 at::Tensor apply_rope(const at::Tensor& x, const RopeTable& rope);

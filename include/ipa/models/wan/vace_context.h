@@ -1,6 +1,6 @@
 #pragma once
 
-// The VACE conditioning input `vace_context` (wan-vace-spec §4.3; ref: wan/vace.py
+// The VACE conditioning input `vace_context` (docs/wan-vace.md §4.3; ref: wan/vace.py
 // WanVace.vace_encode_frames / vace_encode_masks / vace_latent), for one sample:
 //   channels  0–15  VAE(frames · (1 − m))   ("inactive"; reference frames: VAE(ref))
 //   channels 16–31  VAE(frames · m)         ("reactive"; reference frames: zeros)
