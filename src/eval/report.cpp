@@ -1,0 +1,182 @@
+#include "ipa/eval/report.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "ipa/core/atomic_file.h"
+#include "ipa/core/error.h"
+
+namespace fs = std::filesystem;
+
+namespace ipa::eval {
+namespace {
+
+nlohmann::json num(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+
+std::string csv_num(double v) { return std::isfinite(v) ? fmt::format("{:.10g}", v) : ""; }
+
+std::string csv_field(const std::string& s) {
+    if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+    std::string q = "\"";
+    for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return q + "\"";
+}
+
+std::string html_escape(const std::string& s) {
+    std::string o;
+    for (char c : s) {
+        switch (c) {
+            case '&':
+                o += "&amp;";
+                break;
+            case '<':
+                o += "&lt;";
+                break;
+            case '>':
+                o += "&gt;";
+                break;
+            case '"':
+                o += "&quot;";
+                break;
+            case '\'':
+                o += "&#39;";
+                break;
+            default:
+                o += c;
+        }
+    }
+    return o;
+}
+
+std::string cell(double v, int digits) { return std::isfinite(v) ? fmt::format("{:.{}f}", v, digits) : "–"; }
+
+}  // namespace
+
+void write_report(const fs::path& out_dir, const Report& rep) {
+    std::error_code ec;
+    fs::create_directories(out_dir, ec);
+    if (ec) throw DataError("report: cannot create " + out_dir.string() + ": " + ec.message());
+    const auto s = summarize(rep.videos);
+    nlohmann::json j;
+    j["summary"] = {{"videos", s.videos},
+                    {"frames", s.frames},
+                    {"hand_crops", s.hand_crops},
+                    {"psnr", num(s.psnr)},
+                    {"ssim", num(s.ssim)},
+                    {"hand_psnr", num(s.hand_psnr)},
+                    {"hand_ssim", num(s.hand_ssim)},
+                    {"psnr_video_mean", num(s.psnr_video_mean)},
+                    {"ssim_video_mean", num(s.ssim_video_mean)}};
+    if (rep.fid) {
+        j["summary"]["fid"] = num(rep.fid->fid);
+        j["fid"] = {{"fid", num(rep.fid->fid)},
+                    {"eps_offset_used", rep.fid->eps_offset_used},
+                    {"generated_frames", rep.fid->generated_frames},
+                    {"ground_truth_frames", rep.fid->ground_truth_frames}};
+    }
+    j["settings"] = {{"ssim", rep.ssim_setting},
+                     {"psnr", "DisCo: float64 MSE over H, W, C of uint8 frames; 100 when equal"},
+                     {"hand_crops", "square around pose::hand_box of the ground truth's hand keypoints"}};
+    std::string per_video = "id,frames,psnr,ssim,hand_crops,hand_psnr,hand_ssim\n";
+    std::string per_frame = "id,frame,psnr,ssim\n";
+    j["videos"] = nlohmann::json::array();
+    for (const auto& v : rep.videos) {
+        j["videos"].push_back({{"id", v.id},
+                               {"frames", v.frames},
+                               {"psnr", num(v.mean_psnr())},
+                               {"ssim", num(v.mean_ssim())},
+                               {"hand_crops", v.hand_crops},
+                               {"hand_psnr", num(v.mean_hand_psnr())},
+                               {"hand_ssim", num(v.mean_hand_ssim())},
+                               {"frame_psnr", v.psnr},
+                               {"frame_ssim", v.ssim},
+                               {"crop_psnr", v.hand_psnr},
+                               {"crop_ssim", v.hand_ssim}});
+        per_video +=
+            fmt::format("{},{},{},{},{},{},{}\n", csv_field(v.id), v.frames, csv_num(v.mean_psnr()),
+                        csv_num(v.mean_ssim()), v.hand_crops, csv_num(v.mean_hand_psnr()), csv_num(v.mean_hand_ssim()));
+        for (std::size_t t = 0; t < v.psnr.size(); ++t)
+            per_frame += fmt::format("{},{},{},{}\n", csv_field(v.id), t, csv_num(v.psnr[t]), csv_num(v.ssim[t]));
+    }
+    write_file_atomic(out_dir / "metrics.json", j.dump(1) + "\n");
+    write_file_atomic(out_dir / "per_video.csv", per_video);
+    write_file_atomic(out_dir / "per_frame.csv", per_frame);
+
+    auto order = rep.videos;
+    std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+        const double x = a.mean_ssim(), y = b.mean_ssim();
+        return x < y || (std::isfinite(x) && !std::isfinite(y));
+    });
+    std::string h =
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>ipa-eval report</title>\n<style>"
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}"
+        "td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
+        "th{background:#eee}</style></head><body>\n<h1>ipa-eval report</h1>\n<h2>Summary</h2>\n<table>"
+        "<tr><th>metric</th><th>value</th></tr>\n";
+    auto row = [&](const std::string& k, const std::string& v) {
+        h += "<tr><td>" + html_escape(k) + "</td><td>" + html_escape(v) + "</td></tr>\n";
+    };
+    row("videos / frames / hand crops", fmt::format("{} / {} / {}", s.videos, s.frames, s.hand_crops));
+    row("PSNR (mean over frames)", cell(s.psnr, 3));
+    row("SSIM (mean over frames, " + rep.ssim_setting + ")", cell(s.ssim, 4));
+    row("PSNR-Hand (mean over crops)", cell(s.hand_psnr, 3));
+    row("SSIM-Hand (mean over crops)", cell(s.hand_ssim, 4));
+    if (rep.fid) row("FID (frames, pytorch-fid Inception)", cell(rep.fid->fid, 3));
+    h += "</table>\n<h2>Videos, worst SSIM first</h2>\n<table><tr><th>id</th><th>frames</th><th>PSNR</th><th>SSIM</th>"
+         "<th>hand crops</th><th>PSNR-Hand</th><th>SSIM-Hand</th></tr>\n";
+    for (const auto& v : order)
+        h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                         html_escape(v.id), v.frames, cell(v.mean_psnr(), 3), cell(v.mean_ssim(), 4), v.hand_crops,
+                         cell(v.mean_hand_psnr(), 3), cell(v.mean_hand_ssim(), 4));
+    h += "</table>\n</body></html>\n";
+    write_file_atomic(out_dir / "index.html", h);
+}
+
+std::vector<std::pair<std::string, double>> read_report_summary(const fs::path& file) {
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(read_file(file));
+    } catch (const nlohmann::json::exception& e) {
+        throw DataError(file.string() + ": not a metrics.json: " + e.what());
+    } catch (const Error& e) {
+        throw DataError(file.string() + ": " + e.what());
+    }
+    if (!j.contains("summary") || !j["summary"].is_object())
+        throw DataError(file.string() + ": no `summary` object (is this an ipa-eval metrics.json?)");
+    std::vector<std::pair<std::string, double>> out;
+    for (const auto& [k, v] : j["summary"].items()) out.emplace_back(k, v.is_number() ? v.get<double>() : std::nan(""));
+    return out;
+}
+
+std::string compare_reports(const fs::path& a_json, const fs::path& b_json) {
+    const auto a = read_report_summary(a_json), b = read_report_summary(b_json);
+    std::map<std::string, double> bm(b.begin(), b.end());
+    std::vector<std::string> names;
+    for (const auto& [k, v] : a) names.push_back(k);
+    for (const auto& [k, v] : b)
+        if (std::find(names.begin(), names.end(), k) == names.end()) names.push_back(k);
+    std::map<std::string, double> am(a.begin(), a.end());
+    auto fmtv = [](const std::map<std::string, double>& m, const std::string& k) {
+        const auto it = m.find(k);
+        return it == m.end() || !std::isfinite(it->second) ? std::string("-") : fmt::format("{:.6g}", it->second);
+    };
+    std::string out = fmt::format("{:<18} {:>14} {:>14} {:>14}\n", "metric", "A", "B", "B - A");
+    auto label = [](const fs::path& p) {  // the report folder's name for .../NAME/metrics.json
+        const auto dir = p.parent_path().filename().string();
+        return dir.empty() ? p.filename().string() : dir;
+    };
+    out += fmt::format("{:<18} {:>14} {:>14} {:>14}\n", "", label(a_json), label(b_json), "");
+    for (const auto& k : names) {
+        std::string d = "-";
+        if (am.count(k) && bm.count(k) && std::isfinite(am[k]) && std::isfinite(bm[k]))
+            d = fmt::format("{:+.6g}", bm[k] - am[k]);
+        out += fmt::format("{:<18} {:>14} {:>14} {:>14}\n", k, fmtv(am, k), fmtv(bm, k), d);
+    }
+    return out;
+}
+
+}  // namespace ipa::eval
