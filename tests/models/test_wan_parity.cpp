@@ -80,6 +80,26 @@ TEST_P(WanParity, Fp32ForwardMatchesUpstreamWithinTenTimesTheFloat64Floor) {
         << "C++ fp32 forward differs from upstream beyond 10x the fp32 floor";
 }
 
+TEST_P(WanParity, Fp64ForwardMatchesUpstreamFloat64) {
+    // An fp64 model computes every "fp32 island" in float64 too, so it reproduces upstream's
+    // float64 run to float64 accuracy: far below the float32 floor. (This path is the
+    // reference the trainer's float32 floors are measured against, see test_dist.)
+    const auto name = GetParam();
+    const auto cfg = WanConfig::load(kDir / (name + ".yaml"));
+    auto model = make_wan_model(cfg);
+    load_wan_weights(*model, ipa::io::Checkpoint::open(kDir / (name + ".weights.safetensors")));
+    model->set_dtype(torch::kDouble);
+    const auto io = ipa::io::SafetensorsFile::open(kDir / (name + ".io.safetensors"));
+    torch::NoGradGuard g;
+    const auto out = model->forward(inputs_from(io));
+    ASSERT_EQ(out.scalar_type(), torch::kDouble);
+    const auto ref64 = io.tensor("out_f64");
+    const double floor32 = (io.tensor("out").to(torch::kDouble) - ref64).abs().max().item<double>();
+    const double err = (out - ref64).abs().max().item<double>();
+    std::printf("[parity %s fp64] ours vs upstream fp64 %.2e (fp32 floor %.2e)\n", name.c_str(), err, floor32);
+    EXPECT_LT(err, 1e-3 * floor32) << "the fp64 path is not float64 throughout";
+}
+
 class WanGradParity : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(WanGradParity, GradientsMatchUpstream) {

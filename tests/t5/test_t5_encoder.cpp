@@ -3,8 +3,11 @@
 //
 // fp32 tolerance: 10 x floor, floor = max|upstream fp32 - upstream fp64| (measured 1.4e-6 to
 // 3.5e-6, tests/fixtures/t5/README.md); compared against the fp64 output.
-// bf16: the C++ bf16 path repeats upstream's op sequence (same roundings, same CPU kernels),
-// compared with upstream's own bf16 run (see kBf16Tol below).
+// bf16: the C++ bf16 path repeats upstream's op sequence. Upstream's own bf16 output depends
+// on the CPU's kernels (AVX-512-BF16/AMX vs AVX2), so it is not compared for equality (on the
+// machine that wrote the fixtures ours equals it exactly; elsewhere it differs by up to half
+// the bf16 floor). Instead ours-vs-float64 is bounded by kBf16Factor x the fixture's recorded
+// floor, max|upstream bf16 - float64| (tests/common/numeric_bounds.h).
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -19,6 +22,7 @@
 #include "ipa/models/t5/encoder.h"
 #include "ipa/models/t5/loader.h"
 #include "ipa/models/t5/text_encoder.h"
+#include "numeric_bounds.h"
 
 namespace fs = std::filesystem;
 using namespace ipa::models::t5;
@@ -26,6 +30,9 @@ using namespace ipa::models::t5;
 namespace {
 
 const fs::path kDir = fs::path(IPA_FIXTURES_DIR) / "t5";
+
+/// bf16 bound: ours vs float64 within this multiple of upstream's recorded bf16 floor.
+constexpr double kBf16Factor = 2.0;
 
 T5Config shared_cfg() {
     T5Config c;
@@ -133,11 +140,14 @@ TEST_P(T5Parity, Bf16FollowsUpstreamDtypeFlow) {
     ASSERT_EQ(out.scalar_type(), torch::kBFloat16);
     const auto ref = io.tensor("out_bf16");
     const auto ref64 = io.tensor("out_f64");
-    const double err = (out.to(torch::kFloat) - ref).abs().max().item<double>();
-    const double upstream_bf16_err = (ref.to(torch::kDouble) - ref64).abs().max().item<double>();
-    std::printf("[t5 parity %s bf16] ours vs upstream bf16 %.2e  (upstream bf16 vs f64 %.2e)\n", name.c_str(), err,
-                upstream_bf16_err);
-    EXPECT_EQ(err, 0.0) << "the bf16 op sequence differs from upstream's";
+    const double vs_upstream = (out.to(torch::kFloat) - ref).abs().max().item<double>();
+    const double floor = (ref.to(torch::kDouble) - ref64).abs().max().item<double>();
+    const double vs64 = (out.to(torch::kDouble) - ref64).abs().max().item<double>();
+    std::printf(
+        "[t5 parity %s bf16] ours vs f64 %.2e  recorded floor (upstream bf16 vs f64) %.2e  ours vs upstream "
+        "bf16 %.2e (0 on the fixture's CPU)\n",
+        name.c_str(), vs64, floor, vs_upstream);
+    EXPECT_TRUE(ipa::test::within_recorded_floor(vs64, floor, kBf16Factor));
 }
 
 INSTANTIATE_TEST_SUITE_P(Upstream, T5Parity, ::testing::Values("enc_b2", "enc_shared"),
@@ -183,14 +193,15 @@ TEST(T5TextEncoder, MatchesUpstreamT5EncoderModelCall) {
                                 e.floor, e.vs64);
                     EXPECT_LT(e.vs64, 10.0 * e.floor) << "prompt " << i;
                 } else {
-                    // Full length: upstream's exact op sequence, bit-identical on the same CPU kernels.
-                    // Cut to the longest prompt: the same math with other GEMM sizes; allow one bf16
-                    // ulp of the largest output (measured: also bit-identical here).
+                    // Full length or cut to the longest prompt: bounded against float64 by the
+                    // fixture's recorded bf16 floor (see the top of this file).
                     const auto ref = io.tensor("out_bf16." + k);
-                    const double err = (outs[i].to(torch::kFloat) - ref).abs().max().item<double>();
-                    const double ulp = std::ldexp(ref.abs().max().item<double>(), -7);
-                    std::printf("[t5 text encoder bf16 trim=%d prompt %zu] ours vs upstream bf16 %.2e\n", trim, i, err);
-                    EXPECT_LE(err, trim ? ulp : 0.0) << "prompt " << i;
+                    const auto ref64 = io.tensor("out_f64." + k);
+                    const double floor = (ref.to(torch::kDouble) - ref64).abs().max().item<double>();
+                    const double vs64 = (outs[i].to(torch::kDouble) - ref64).abs().max().item<double>();
+                    std::printf("[t5 text encoder bf16 trim=%d prompt %zu] ours vs f64 %.2e recorded floor %.2e\n",
+                                trim, i, vs64, floor);
+                    EXPECT_TRUE(ipa::test::within_recorded_floor(vs64, floor, kBf16Factor)) << "prompt " << i;
                 }
             }
         }

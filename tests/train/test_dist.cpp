@@ -19,10 +19,13 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "curated_set.h"
+#include "ipa/build_config.h"
 #include "ipa/core/error.h"
+#if IPA_WITH_MEDIA
+#include "curated_set.h"
 #include "ipa/curate/manifest.h"
 #include "ipa/curate/synth.h"
+#endif
 #include "ipa/data/cache.h"
 #include "ipa/dist/process_group.h"
 #include "ipa/io/safetensors.h"
@@ -145,11 +148,33 @@ TEST(Dist, EveryRankGetsTheSameNumberOfSamples) {
     EXPECT_EQ(r1, (std::vector<int64_t>{full[1], full[3], full[0]}));
 }
 
+/// Largest element-wise difference between two adapter files (and the largest |lora_B| of `a`).
+std::pair<double, double> adapter_diff(const fs::path& a_file, const fs::path& b_file) {
+    const auto a = ipa::io::SafetensorsFile::open(a_file);
+    const auto b = ipa::io::SafetensorsFile::open(b_file);
+    EXPECT_EQ(a.tensors().size(), b.tensors().size());
+    double max_diff = 0, max_lora_b = 0;
+    for (const auto& info : a.tensors()) {
+        const auto x = a.tensor(info.name).to(torch::kDouble), y = b.tensor(info.name).to(torch::kDouble);
+        max_diff = std::max(max_diff, (x - y).abs().max().item<double>());
+        if (info.name.find("lora_B") != std::string::npos) {
+            max_lora_b = std::max(max_lora_b, x.abs().max().item<double>());
+        }
+    }
+    return {max_diff, max_lora_b};
+}
+
 TEST(Dist, TwoRanksTrainWhatOneRankWithTheirCombinedBatchTrains) {
     ipa::test::TempDir dir("ipa_dist");
     const int port = free_port();
     const auto single = spawn_train(tiny_args(dir.path, "w1", 4, 2), {}, dir.path / "w1.log");
     ASSERT_EQ(wait_exit(single), 0) << slurp(dir.path / "w1.log");
+    // The same single-rank run in float64 (model, adapter, optimizer): the exact result the
+    // float32 runs approximate; |fp32 - fp64| is the float32 floor of the adapter itself.
+    auto args64 = tiny_args(dir.path, "w64", 4, 2);
+    args64.insert(args64.end(), {"--set", "model.dtype=fp64"});
+    const auto exact = spawn_train(args64, {}, dir.path / "w64.log");
+    ASSERT_EQ(wait_exit(exact), 0) << slurp(dir.path / "w64.log");
     const auto r0 = spawn_train(tiny_args(dir.path, "w2", 4, 1), rank_env(0, 2, port), dir.path / "w2.0.log");
     const auto r1 = spawn_train(tiny_args(dir.path, "w2", 4, 1), rank_env(1, 2, port), dir.path / "w2.1.log");
     const int rc0 = wait_exit(r0), rc1 = wait_exit(r1);
@@ -157,25 +182,33 @@ TEST(Dist, TwoRanksTrainWhatOneRankWithTheirCombinedBatchTrains) {
     ASSERT_EQ(rc1, 0) << slurp(dir.path / "w2.1.log");
     EXPECT_NE(slurp(dir.path / "w2.0.log").find("process group ready (gloo)"), std::string::npos);
 
-    const auto a = ipa::io::SafetensorsFile::open(dir.path / "w1/step-000004/adapter.safetensors");
-    const auto b = ipa::io::SafetensorsFile::open(dir.path / "w2/step-000004/adapter.safetensors");
-    ASSERT_EQ(a.tensors().size(), b.tensors().size());
-    double max_diff = 0, max_lora_b = 0;
-    for (const auto& info : a.tensors()) {
-        const auto& name = info.name;
-        const auto x = a.tensor(name), y = b.tensor(name);
-        max_diff = std::max(max_diff, (x - y).abs().max().item<double>());
-        if (name.find("lora_B") != std::string::npos) max_lora_b = std::max(max_lora_b, x.abs().max().item<double>());
-    }
+    const auto adapter = [&](const char* run) { return dir.path / run / "step-000004/adapter.safetensors"; };
+    const auto [floor, max_lora_b] = adapter_diff(adapter("w1"), adapter("w64"));
+    const auto [two_vs_exact, unused] = adapter_diff(adapter("w2"), adapter("w64"));
+    const auto [two_vs_one, unused2] = adapter_diff(adapter("w2"), adapter("w1"));
+    (void)unused, (void)unused2;
+    std::printf(
+        "[dist] adapter after 4 steps: fp32 floor (1 rank vs fp64) %.2e, 2 ranks vs fp64 %.2e, 2 ranks vs 1 "
+        "rank %.2e\n",
+        floor, two_vs_exact, two_vs_one);
     EXPECT_GT(max_lora_b, 1e-3) << "the adapter did not train";
-    // Same samples, noise and t; only the summation order of the gradient differs.
-    EXPECT_LT(max_diff, 2e-6);
+    EXPECT_GT(floor, 0.0) << "the fp64 run is not a separate computation";
+    // Same samples, noise and t; the two ranks only sum the gradient in another order, so the
+    // 2-rank run is as close to the exact result as the 1-rank run: a few float32 floors
+    // (Adam amplifies rounding where gradients nearly cancel, on every CPU alike).
+    EXPECT_LT(two_vs_exact, 4.0 * floor);
+    EXPECT_LT(two_vs_one, 5.0 * floor);
     // Only rank 0 writes metrics; they hold the averaged loss of both ranks.
-    const auto m1 = slurp(dir.path / "w1/metrics.jsonl"), m2 = slurp(dir.path / "w2/metrics.jsonl");
+    const auto m1 = slurp(dir.path / "w1/metrics.jsonl"), m2 = slurp(dir.path / "w2/metrics.jsonl"),
+               m64 = slurp(dir.path / "w64/metrics.jsonl");
     EXPECT_EQ(std::count(m2.begin(), m2.end(), '\n'), 4);
-    const auto l1 = nlohmann::json::parse(m1.substr(0, m1.find('\n')))["loss"].get<double>();
-    const auto l2 = nlohmann::json::parse(m2.substr(0, m2.find('\n')))["loss"].get<double>();
-    EXPECT_NEAR(l1, l2, 1e-6);
+    auto first_loss = [](const std::string& m) {
+        return nlohmann::json::parse(m.substr(0, m.find('\n')))["loss"].get<double>();
+    };
+    const double loss_floor = std::abs(first_loss(m1) - first_loss(m64));
+    std::printf("[dist] first loss: fp32 floor %.2e, 2 ranks vs 1 rank %.2e\n", loss_floor,
+                std::abs(first_loss(m1) - first_loss(m2)));
+    EXPECT_LE(std::abs(first_loss(m2) - first_loss(m64)), 4.0 * std::max(loss_floor, 1e-7 * std::abs(first_loss(m64))));
 }
 
 TEST(Dist, AMissingRankFailsTheRunWithinTheTimeout) {
@@ -233,6 +266,7 @@ TEST(Dist, ADeadRankFailsTheOthers) {
     }
 }
 
+#if IPA_WITH_MEDIA  // the cache builder needs the media parts
 namespace {
 
 /// Arguments of a 2-step run that builds its cache from a synthetic curated manifest
@@ -316,3 +350,5 @@ TEST(Dist, ARankThatCannotBuildItsShareFailsEveryRank) {
     EXPECT_NE(r.log0.find("1 rank(s) failed to build their share of the cache"), std::string::npos) << r.log0;
     EXPECT_FALSE(fs::exists(dir.path / "cache/index.json"));
 }
+
+#endif  // IPA_WITH_MEDIA

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "ipa/models/wan/numerics.h"
+
 namespace ipa::models::wan {
 namespace F = torch::nn::functional;
 
@@ -25,10 +27,10 @@ torch::Tensor WanAttentionBlockImpl::forward(const torch::Tensor& x_in, const to
                                              const torch::Tensor& key_mask) {
     // x [B, L, D] (bf16 into block 0 in bf16 mode, fp32 after), e0 [B, 6, D] fp32
     const auto e = (modulation + e0).chunk(6, 1);  // 6 × [B, 1, D] fp32
-    auto y = self_attn(norm1(x_in).to(torch::kFloat) * (1 + e[1]) + e[0], rope, key_mask);
+    auto y = self_attn(at_least_fp32(norm1(x_in)) * (1 + e[1]) + e[0], rope, key_mask);
     auto x = x_in + y * e[2];  // -> fp32
     x = x + cross_attn(norm3 ? norm3(x) : x, context);
-    y = ffn->forward(norm2(x).to(torch::kFloat) * (1 + e[4]) + e[3]);
+    y = ffn->forward(at_least_fp32(norm2(x)) * (1 + e[4]) + e[3]);
     return x + y * e[5];
 }
 
@@ -76,10 +78,10 @@ torch::Tensor MLPProjImpl::forward(const torch::Tensor& image_embeds) {
     // LayerNorms run in fp32 (their weights stay fp32); Linears in their weight dtype.
     auto ln = [](const std::shared_ptr<torch::nn::Module>& m, const torch::Tensor& t) {
         auto* l = m->as<torch::nn::LayerNormImpl>();
-        return F::layer_norm(t.to(torch::kFloat), F::LayerNormFuncOptions(l->options.normalized_shape())
-                                                      .weight(l->weight)
-                                                      .bias(l->bias)
-                                                      .eps(l->options.eps()));
+        return F::layer_norm(at_least_fp32(t), F::LayerNormFuncOptions(l->options.normalized_shape())
+                                                   .weight(l->weight)
+                                                   .bias(l->bias)
+                                                   .eps(l->options.eps()));
     };
     x = ln(proj->ptr(0), x);
     x = proj->ptr(1)->as<LinearImpl>()->forward(x);

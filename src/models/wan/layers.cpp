@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include "ipa/models/wan/numerics.h"
+
 namespace ipa::models::wan {
 namespace F = torch::nn::functional;
 
@@ -29,7 +31,8 @@ LoRAFactorImpl::LoRAFactorImpl(int64_t out, int64_t in, const torch::TensorOptio
 void LinearImpl::attach_lora(int64_t rank, double alpha) {
     TORCH_CHECK(rank > 0, "LoRA rank must be positive, got ", rank);
     TORCH_CHECK(!lora_merged, "attach_lora: the current adapter is merged into the weight; unmerge first");
-    const auto o = weight.options().dtype(torch::kFloat);
+    // fp32 adapters (fp64 on an fp64 model), whatever the base dtype.
+    const auto o = weight.options().dtype(island_dtype(weight.scalar_type()));
     LoRAFactor a(rank, in_features, o);
     LoRAFactor b(out_features, rank, o);
     if (has_lora()) {
@@ -114,7 +117,7 @@ WanRMSNormImpl::WanRMSNormImpl(int64_t dim, double eps_, const torch::TensorOpti
 }
 
 torch::Tensor WanRMSNormImpl::forward(const torch::Tensor& x) {
-    const auto xf = x.to(torch::kFloat);
+    const auto xf = at_least_fp32(x);
     const auto normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
     return normed.to(x.scalar_type()) * weight;
 }
@@ -129,8 +132,9 @@ WanLayerNormImpl::WanLayerNormImpl(int64_t dim_, double eps_, bool affine, const
 
 torch::Tensor WanLayerNormImpl::forward(const torch::Tensor& x) {
     auto opts = F::LayerNormFuncOptions({dim}).eps(eps);
-    if (weight.defined()) opts = opts.weight(weight.to(torch::kFloat)).bias(bias.to(torch::kFloat));
-    return F::layer_norm(x.to(torch::kFloat), opts).to(x.scalar_type());
+    const auto xf = at_least_fp32(x);
+    if (weight.defined()) opts = opts.weight(weight.to(xf.scalar_type())).bias(bias.to(xf.scalar_type()));
+    return F::layer_norm(xf, opts).to(x.scalar_type());
 }
 
 torch::Tensor gelu_tanh(const torch::Tensor& x) { return torch::gelu(x, "tanh"); }

@@ -6,15 +6,16 @@
 
 #include "ipa/core/error.h"
 #include "ipa/models/checkpointing.h"
+#include "ipa/models/wan/numerics.h"
 
 namespace ipa::models::wan {
 
-torch::Tensor sinusoidal_embedding(int64_t dim, const torch::Tensor& t) {
+torch::Tensor sinusoidal_embedding(int64_t dim, const torch::Tensor& t, c10::ScalarType dtype) {
     const int64_t half = dim / 2;
     const auto position = t.to(torch::kDouble);
     const auto omega = torch::pow(10000.0, -torch::arange(half, position.options()).div(half));
     const auto sinusoid = torch::outer(position, omega);  // [B, half]
-    return torch::cat({torch::cos(sinusoid), torch::sin(sinusoid)}, 1).to(torch::kFloat);
+    return torch::cat({torch::cos(sinusoid), torch::sin(sinusoid)}, 1).to(dtype);
 }
 
 WanModelImpl::WanModelImpl(WanConfig cfg, const torch::TensorOptions& o) : cfg_(std::move(cfg)) {
@@ -137,8 +138,9 @@ torch::Tensor WanModelImpl::forward(const WanInputs& in) {
     }
     p.tokens = embed_tokens(patch_embedding, video.to(device), p.seq_len);  // [B, S, D]
 
-    const auto e = time_embedding->forward(sinusoidal_embedding(cfg_.freq_dim, in.t.to(device)));  // [B, D] fp32
-    p.args.e0 = time_projection->forward(e).unflatten(1, {6, cfg_.dim});                           // [B, 6, D]
+    const auto e = time_embedding->forward(
+        sinusoidal_embedding(cfg_.freq_dim, in.t.to(device), island_dtype(dtype_)));  // [B, D] fp32
+    p.args.e0 = time_projection->forward(e).unflatten(1, {6, cfg_.dim});              // [B, 6, D]
 
     auto ctx = in.context.to(device);
     if (ctx.size(1) < cfg_.text_len) {  // zero rows, embedded and attended like upstream (no mask)
@@ -149,7 +151,8 @@ torch::Tensor WanModelImpl::forward(const WanInputs& in) {
         p.args.context =
             torch::cat({img_emb(in.clip_fea.to(device)).to(p.args.context.scalar_type()), p.args.context}, 1);
 
-    p.args.rope = make_rope(cfg_.head_dim(), p.grid[0], p.grid[1], p.grid[2], p.seq_len, device);
+    p.args.rope =
+        make_rope(cfg_.head_dim(), p.grid[0], p.grid[1], p.grid[2], p.seq_len, device, 10000.0, island_dtype(dtype_));
     if (p.seq_len > tokens) {
         p.args.key_mask = (torch::arange(p.seq_len, torch::TensorOptions().device(device)) < tokens)
                               .view({1, 1, 1, p.seq_len})
@@ -166,7 +169,7 @@ torch::Tensor WanModelImpl::forward(const WanInputs& in) {
         if (!hints.empty() && hint_of[i] >= 0) x = x + hints[hint_of[i]] * in.context_scale;
     }
     x = head(x, e);  // [B, S, out_dim·prod(patch)] fp32
-    return unpatchify(x, p.grid).to(torch::kFloat);
+    return at_least_fp32(unpatchify(x, p.grid));
 }
 
 VaceWanModelImpl::VaceWanModelImpl(WanConfig cfg, const torch::TensorOptions& o) : WanModelImpl(std::move(cfg), o) {

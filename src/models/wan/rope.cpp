@@ -4,11 +4,12 @@
 #include <torch/torch.h>
 
 #include "ipa/core/error.h"
+#include "ipa/models/wan/numerics.h"
 
 namespace ipa::models::wan {
 
 RopeTable make_rope(int64_t head_dim, int64_t f, int64_t h, int64_t w, int64_t seq_len, const c10::Device& device,
-                    double theta) {
+                    double theta, c10::ScalarType dtype) {
     const int64_t c = head_dim / 2;
     const int64_t c_hw = c / 3;
     const int64_t c_t = c - 2 * c_hw;
@@ -32,12 +33,12 @@ RopeTable make_rope(int64_t head_dim, int64_t f, int64_t h, int64_t w, int64_t s
     auto sin = torch::zeros({seq_len, 1, c}, opt);
     cos.narrow(0, 0, f * h * w).copy_(angles.cos());
     sin.narrow(0, 0, f * h * w).copy_(angles.sin());
-    return {cos.to(device, torch::kFloat), sin.to(device, torch::kFloat)};
+    return {cos.to(device, dtype), sin.to(device, dtype)};
 }
 
 at::Tensor apply_rope(const at::Tensor& x, const RopeTable& rope) {
     const auto sizes = x.sizes().vec();  // [B, L, H, D]
-    auto pairs = x.to(torch::kFloat).reshape({sizes[0], sizes[1], sizes[2], sizes[3] / 2, 2});
+    auto pairs = at_least_fp32(x).reshape({sizes[0], sizes[1], sizes[2], sizes[3] / 2, 2});
     const auto re = pairs.select(-1, 0);  // [B, L, H, D/2]
     const auto im = pairs.select(-1, 1);
     const auto out_re = re * rope.cos - im * rope.sin;

@@ -35,7 +35,7 @@ struct WanModelImpl : torch::nn::Module {
     explicit WanModelImpl(WanConfig cfg, const torch::TensorOptions& init = {});
     virtual ~WanModelImpl() = default;
 
-    /// -> velocity [B, out_dim, F, H, W] float32
+    /// -> velocity [B, out_dim, F, H, W] float32 (float64 for an fp64 model)
     torch::Tensor forward(const WanInputs& in);
 
     /// Sets the compute dtype (fp32 or bf16) with the reference's fp32 islands.
@@ -98,8 +98,9 @@ TORCH_MODULE(VaceWanModel);
 /// Builds the right class for `cfg` (VaceWanModel when cfg.is_vace()).
 std::shared_ptr<WanModelImpl> make_wan_model(const WanConfig& cfg, const torch::TensorOptions& init = {});
 
-/// [cos(t·ω_k)…, sin(t·ω_k)…], ω_k = 10000^(−k/half), computed in float64 -> [B, dim] fp32.
+/// [cos(t·ω_k)…, sin(t·ω_k)…], ω_k = 10000^(−k/half), computed in float64 -> [B, dim] in
+/// `dtype` (float32; float64 for an fp64 model).
 // ref: Wan2.1 wan/modules/model.py sinusoidal_embedding_1d
-torch::Tensor sinusoidal_embedding(int64_t dim, const torch::Tensor& t);
+torch::Tensor sinusoidal_embedding(int64_t dim, const torch::Tensor& t, c10::ScalarType dtype = c10::kFloat);
 
 }  // namespace ipa::models::wan
