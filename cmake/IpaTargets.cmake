@@ -11,6 +11,15 @@ if(IPA_SANITIZE)
     add_link_options(-fsanitize=address,undefined)
 endif()
 
+# Include directories of every ipa target: the fmt/spdlog shim first (LibTorch wheels ship
+# their own fmt, see IpaDependencies.cmake), the generated build_config.h, the sources.
+function(ipa_include_dirs tgt scope)
+    if(EXISTS "${IPA_SHIM_INCLUDE}")
+        target_include_directories(${tgt} BEFORE ${scope} "${IPA_SHIM_INCLUDE}")
+    endif()
+    target_include_directories(${tgt} ${scope} ${PROJECT_BINARY_DIR}/include ${PROJECT_SOURCE_DIR}/include)
+endfunction()
+
 # One PCH target; every library, app and test reuses it (same flags required).
 if(IPA_USE_PCH)
     add_library(ipa_pch STATIC ${CMAKE_CURRENT_LIST_DIR}/pch_stub.cpp)
@@ -18,6 +27,7 @@ if(IPA_USE_PCH)
     target_link_libraries(ipa_pch PUBLIC torch ${IPA_YAML_TARGET} spdlog::spdlog
                           nlohmann_json::nlohmann_json)
     target_compile_options(ipa_pch PRIVATE ${IPA_WARNINGS})
+    ipa_include_dirs(ipa_pch PRIVATE)
     target_precompile_headers(ipa_pch PRIVATE
         <torch/torch.h> <nlohmann/json.hpp> <spdlog/spdlog.h>
         <filesystem> <string> <vector> <map> <memory> <optional>)
@@ -34,7 +44,7 @@ endfunction()
 function(ipa_library name)
     cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
     add_library(${name} STATIC ${ARG_SOURCES})
-    target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR}/include)
+    ipa_include_dirs(${name} PUBLIC)
     target_link_libraries(${name} PUBLIC ${ARG_DEPS})
     ipa_target_defaults(${name})
 endfunction()

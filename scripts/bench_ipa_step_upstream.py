@@ -4,7 +4,7 @@ to compare with `ipa-train` (scripts/bench_train_step.sh runs both side by side)
 
 Model: the OFFICIAL upstream Wan 2.1 / VACE DiT, loaded with scripts/gen_wan_fixtures.py and
 configured by scripts/bench_wan_upstream.py (same YAML handling, same attention shim).
-Step: the IPA README snippet (docs: /work/shared/reference/docs/pose-hands.md §3) — HALO-weighted
+Step: the IPA README snippet (docs/pose-hands.md §3) — HALO-weighted
 flow-matching error, a reference model that is a full `copy.deepcopy` of the policy (so its memory
 shows), -logsigmoid preference loss, grad clip 1.0, AdamW on the LoRA parameters.
 

@@ -14,19 +14,40 @@
 #include <iostream>
 #include <sstream>
 
+#include "ipa/build_config.h"
 #include "ipa/core/error.h"
 #include "ipa/core/logging.h"
 #include "ipa/core/run_context.h"
+#include "ipa/core/torch_compat.h"
+#include "ipa/dist/process_group.h"
 #include "ipa/io/checkpoint.h"
 #include "ipa/io/summary.h"
 #include "ipa/lora/lora.h"
-#include "ipa/models/t5/text_encoder.h"
 #include "ipa/tools/inspect.h"
-#include "ipa/tools/vae_tools.h"
+#include "ipa/tools/vae_tools.h"  // declarations only; defined in ipa_media_tools (IPA_WITH_MEDIA)
+#if IPA_WITH_MEDIA
+#include "ipa/models/t5/text_encoder.h"
+#endif
 
 namespace {
 
 int fail(const std::exception& e) { return ipa::report_cli_error("ipa-inspect", e); }
+
+std::string version_report() {
+    std::ostringstream o;
+    const auto q = torch::randn({1, 2, 64, 32});
+    const auto mask = torch::ones({1, 1, 1, 64}, torch::kBool);
+    std::string backends;
+    for (const auto& b : ipa::dist::compiled_backends()) backends += (backends.empty() ? "" : ", ") + b;
+    o << "ipa " << IPA_VERSION << "\n"
+      << "LibTorch " << ipa::compat::torch_version() << (IPA_WITH_CUDA ? " (CUDA build)" : " (CPU build)") << "\n"
+      << "CUDA device: "
+      << (ipa::compat::cuda_available() ? ipa::compat::cuda_device_name(0) : std::string("none usable")) << "\n"
+      << "attention on CPU (fp32, key-padding mask): " << ipa::compat::attention_backend(q, q, q, mask) << "\n"
+      << "process groups: " << (backends.empty() ? std::string("none (single process only)") : backends) << "\n"
+      << "media parts (OpenCV, SentencePiece): " << (IPA_WITH_MEDIA ? "yes" : "no (IPA_WITH_MEDIA=OFF)") << "\n";
+    return o.str();
+}
 
 }  // namespace
 
@@ -35,6 +56,10 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     std::string log_level = "warn";
     app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+
+    auto* version = app.add_subcommand("version",
+                                       "Print what this build contains (LibTorch, CUDA, attention "
+                                       "kernel, process groups, media parts)");
 
     std::string keys_path;
     ipa::io::KeyListOptions keys_opts;
@@ -132,7 +157,9 @@ int main(int argc, char** argv) {
     try {
         ipa::log::init(0, log_level);
         ipa::init_torch_threads();
-        if (*keys) {
+        if (*version) {
+            std::cout << version_report();
+        } else if (*keys) {
             const auto ckpt = ipa::io::Checkpoint::open(keys_path);
             std::cout << ipa::io::format_key_list(ckpt, keys_opts);
         } else if (*check) {
@@ -151,6 +178,7 @@ int main(int argc, char** argv) {
             bench.dtype = ipa::parse_dtype(bench_dtype);
             bench.device = ipa::parse_device(bench_device);
             std::cout << ipa::tools::bench_forward(bench);
+#if IPA_WITH_MEDIA
         } else if (*vae) {
             if (encode_in.empty() == decode_in.empty()) throw ipa::ConfigError("vae: give one of --encode or --decode");
             if (!vae_size.empty()) {
@@ -174,6 +202,12 @@ int main(int argc, char** argv) {
             ipa::models::t5::encode_prompts_to_file(text_encoder, tokenizer, prompts, output,
                                                     ipa::parse_device(te_device), ipa::parse_dtype(te_dtype));
             std::cout << "wrote " << prompts.size() << " prompt embedding(s) to " << output << "\n";
+#else
+        } else if (*vae || *ep) {
+            throw ipa::ConfigError(std::string(*vae ? "vae" : "encode-prompt") +
+                                   ": this build of ipa has no media support (configured with IPA_WITH_MEDIA=OFF: no "
+                                   "OpenCV / SentencePiece); use a full build for the VAE and text-encoder verbs");
+#endif
         }
         return 0;
     } catch (const std::exception& e) {

@@ -8,17 +8,21 @@
 #include <cstdio>
 #include <iostream>
 
+#include "ipa/build_config.h"
 #include "ipa/core/error.h"
 #include "ipa/core/logging.h"
 #include "ipa/core/run_context.h"
 #include "ipa/core/torch_compat.h"
 #include "ipa/models/wan/config.h"
+#if IPA_WITH_MEDIA
 #include "ipa/prepare/cache_builder.h"
+#endif
 #include "ipa/train/config.h"
 #include "ipa/train/trainer.h"
 
 namespace {
 
+#if IPA_WITH_MEDIA
 /// The cache builder's options from the training config (data.*, model.*) and this rank.
 ipa::prepare::CacheBuildOptions cache_options(const ipa::train::TrainConfig& cfg, const ipa::RunContext& ctx) {
     const auto mcfg = ipa::models::wan::WanConfig::resolve(cfg.model.config);
@@ -45,6 +49,28 @@ ipa::prepare::CacheBuildOptions cache_options(const ipa::train::TrainConfig& cfg
     o.world = ctx.world_size;
     return o;
 }
+
+/// The cache builder behind data.manifest (VAE, umT5, media I/O).
+void set_cache_hooks(ipa::train::TrainHooks& hooks, const ipa::train::TrainConfig& cfg, const ipa::RunContext& ctx) {
+    const auto cache = cache_options(cfg, ctx);
+    hooks.build_cache_shard = [cache] {
+        const auto r = ipa::prepare::build_cache_shard(cache);
+        spdlog::info("cache: {} rows on this rank, {} built, {} up to date ({:.1f} s)", r.rows, r.built, r.fresh,
+                     r.seconds);
+    };
+    hooks.write_cache_index = [cache] { ipa::prepare::write_cache_index(cache); };
+}
+#else
+/// Media-free build: no VAE / text encoder / video reading, so no cache building.
+void set_cache_hooks(ipa::train::TrainHooks& hooks, const ipa::train::TrainConfig& cfg, const ipa::RunContext&) {
+    if (cfg.data.manifest.empty()) return;
+    throw ipa::ConfigError(
+        "data.manifest is set, but this ipa-train is a media-free build (IPA_WITH_MEDIA=OFF) and cannot build "
+        "the training cache; build it with a full build (ipa-train --config ... --cache-only), then train here "
+        "with data.manifest unset and data.cache_dir = '" +
+        cfg.data.cache_dir + "'");
+}
+#endif
 
 }  // namespace
 
@@ -80,13 +106,7 @@ int main(int argc, char** argv) {
         ipa::train::TrainHooks hooks;
         hooks.progress = !no_progress;
         hooks.cache_only = cache_only;
-        const auto cache = cache_options(cfg, ctx);
-        hooks.build_cache_shard = [cache] {
-            const auto r = ipa::prepare::build_cache_shard(cache);
-            spdlog::info("cache: {} rows on this rank, {} built, {} up to date ({:.1f} s)", r.rows, r.built, r.fresh,
-                         r.seconds);
-        };
-        hooks.write_cache_index = [cache] { ipa::prepare::write_cache_index(cache); };
+        set_cache_hooks(hooks, cfg, ctx);
         const auto result = ipa::train::run_training(cfg, ctx, hooks);
         if (cache_only) {
             if (ctx.is_main()) {

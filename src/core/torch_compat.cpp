@@ -7,6 +7,13 @@
 
 #include <cmath>
 
+#include "ipa/build_config.h"
+#if IPA_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
+#include <cuda_runtime_api.h>
+#endif
+
 namespace ipa::compat {
 
 std::string torch_version() {
@@ -36,6 +43,27 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
     // 1.13's private SDPA: bool masks are supported by its math path, but it computes
     // the softmax in the input dtype; that matches the 2.x CPU math path.
     return std::get<0>(at::_scaled_dot_product_attention(q, k, v, attn_mask));
+#endif
+}
+
+std::string attention_backend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                              const c10::optional<at::Tensor>& attn_mask) {
+#if TORCH_VERSION_MAJOR >= 2
+    switch (at::_fused_sdp_choice(q, k, v, attn_mask)) {
+        case 0:
+            return "math";
+        case 1:
+            return "flash";
+        case 2:
+            return "efficient";
+        case 3:
+            return "cudnn";
+        default:
+            return "other";
+    }
+#else
+    (void)q, (void)k, (void)v, (void)attn_mask;
+    return "math (LibTorch 1.13)";
 #endif
 }
 
@@ -93,13 +121,65 @@ bool cuda_available() { return torch::cuda::is_available(); }
 
 int64_t peak_memory_bytes(const c10::Device& device) {
     if (device.is_cuda()) {
-        // The CUDA caching allocator's stats need c10/cuda headers, which a CPU LibTorch
-        // lacks; the GPU build reports through the bench programs' own hook.
+#if IPA_WITH_CUDA
+        const auto index = device.has_index() ? device.index() : c10::cuda::current_device();
+        const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(index);
+        return stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
+#else
         return -1;
+#endif
     }
     struct rusage usage {};
     getrusage(RUSAGE_SELF, &usage);
     return static_cast<int64_t>(usage.ru_maxrss) * 1024;
+}
+
+void reset_peak_memory(const c10::Device& device) {
+#if IPA_WITH_CUDA
+    if (device.is_cuda()) {
+        c10::cuda::CUDACachingAllocator::resetPeakStats(device.has_index() ? device.index()
+                                                                           : c10::cuda::current_device());
+    }
+#else
+    (void)device;
+#endif
+}
+
+void synchronize(const c10::Device& device) {
+#if IPA_WITH_CUDA
+    if (device.is_cuda()) c10::cuda::device_synchronize();
+#else
+    (void)device;
+#endif
+}
+
+void set_cuda_tf32(bool allowed) {
+    at::globalContext().setAllowTF32CuBLAS(allowed);
+    at::globalContext().setAllowTF32CuDNN(allowed);
+}
+
+int cuda_compute_capability(int index) {
+#if IPA_WITH_CUDA
+    if (!cuda_available()) return 0;
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, index) != cudaSuccess) return 0;
+    return prop.major * 10 + prop.minor;
+#else
+    (void)index;
+    return 0;
+#endif
+}
+
+std::string cuda_device_name(int index) {
+#if IPA_WITH_CUDA
+    if (!cuda_available()) return "";
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, index) != cudaSuccess) return "";
+    return std::string(prop.name) + " (sm_" + std::to_string(prop.major) + std::to_string(prop.minor) + ")";
+#else
+    (void)index;
+    return "";
+#endif
 }
 
 }  // namespace ipa::compat

@@ -55,18 +55,35 @@ ProcessGroup::ProcessGroup(int rank, int world, std::string backend, std::unique
 
 ProcessGroup::~ProcessGroup() = default;
 
+std::vector<std::string> compiled_backends() {
+    std::vector<std::string> out;
+#ifdef IPA_WITH_GLOO
+    out.emplace_back("gloo");
+#endif
+#ifdef IPA_WITH_NCCL
+    out.emplace_back("nccl");
+#endif
+    return out;
+}
+
 std::unique_ptr<ProcessGroup> ProcessGroup::create(const RunContext& ctx, const DistOptions& opts) {
     if (opts.timeout_s <= 0) throw ConfigError(fmt::format("dist.timeout_s must be positive, got {}", opts.timeout_s));
     if (opts.bucket_mb <= 0)
         throw ConfigError(fmt::format("dist bucket size must be positive, got {}", opts.bucket_mb));
     const int64_t bucket_bytes = opts.bucket_mb << 20;
-    if (ctx.world_size <= 1) {
+    if (ctx.world_size <= 1 && !opts.group_for_one) {
         return std::unique_ptr<ProcessGroup>(new ProcessGroup(0, 1, "local", nullptr, bucket_bytes));
     }
     std::string backend = opts.backend;
     if (backend == "auto") backend = ctx.device.is_cuda() ? "nccl" : "gloo";
     if (backend != "gloo" && backend != "nccl") {
         throw ConfigError(fmt::format("dist.backend '{}' is not one of auto, nccl, gloo", opts.backend));
+    }
+    if (backend == "nccl" && !ctx.device.is_cuda()) {
+        throw ConfigError(fmt::format(
+            "dist.backend nccl needs CUDA devices, but this run is on {} (model.device); NCCL is the multi-GPU "
+            "backend: use dist.backend gloo (or auto) for CPU training",
+            ctx.device.str()));
     }
 #ifndef IPA_WITH_GLOO
     if (backend == "gloo") {
@@ -153,7 +170,7 @@ void ProcessGroup::fail_(const std::string& what, const std::exception& e) const
 }
 
 void ProcessGroup::all_reduce_mean(const std::vector<at::Tensor>& tensors, const std::string& what) {
-    if (world_ == 1) return;
+    if (!impl_) return;  // local group (world size 1)
     // Buckets: consecutive tensors of one dtype/device up to bucket_bytes_ (a larger tensor is its own bucket).
     std::vector<std::vector<at::Tensor>> buckets;
     int64_t bytes = 0;
@@ -192,7 +209,7 @@ void ProcessGroup::all_reduce_mean(const std::vector<at::Tensor>& tensors, const
 }
 
 std::vector<double> ProcessGroup::all_reduce_sum(const std::vector<double>& values, const std::string& what) {
-    if (world_ == 1 || values.empty()) return values;
+    if (!impl_ || values.empty()) return values;
     auto t = torch::tensor(values, torch::kFloat64);
     if (backend_ == "nccl") t = t.to(torch::kCUDA);
     try {
@@ -206,7 +223,7 @@ std::vector<double> ProcessGroup::all_reduce_sum(const std::vector<double>& valu
 }
 
 void ProcessGroup::check_same(uint64_t value, const std::string& what) {
-    if (world_ == 1) return;
+    if (!impl_) return;  // local group (world size 1)
     // Sums of 44-bit values stay exact in float64 for up to 512 ranks.
     const double v = static_cast<double>(value & ((uint64_t{1} << 44) - 1));
     const auto sum = all_reduce_sum({v, v * v / 1e13}, "agree on " + what);
@@ -218,14 +235,14 @@ void ProcessGroup::check_same(uint64_t value, const std::string& what) {
 }
 
 void ProcessGroup::barrier(const std::string& what) {
-    if (world_ == 1) return;
+    if (!impl_) return;  // local group (world size 1)
     // An all-reduce of one number instead of c10d's barrier: same on every backend and
     // bounded by the same timeout.
     all_reduce_sum({1.0}, "barrier: " + what);
 }
 
 int ProcessGroup::wait_all(const std::string& what, bool failed, double timeout_s) {
-    if (world_ == 1) return failed ? 1 : 0;
+    if (!impl_) return failed ? 1 : 0;
     const std::string key = fmt::format("ipa/wait/{}", waits_++);
     try {
         impl_->store->add(key + "/failed", failed ? 1 : 0);

@@ -140,6 +140,31 @@ TEST(TorchCompat, AttentionMatchesReferenceWithAndWithoutMask) {
     EXPECT_LT((out - ref).abs().max().item<double>(), 1e-12);
 }
 
+TEST(TorchCompat, FusedAttentionKernelIsUsedOnLibTorch2) {
+    // The DiT's layout: [B, H, L, d] fp32 on CPU, with and without the key-padding mask.
+    torch::manual_seed(1);
+    auto q = torch::randn({1, 4, 96, 32});
+    auto k = torch::randn({1, 4, 96, 32});
+    auto v = torch::randn({1, 4, 96, 32});
+    auto mask = torch::ones({1, 1, 1, 96}, torch::kBool);
+    mask.index_put_({0, 0, 0, torch::indexing::Slice(80, 96)}, false);
+    const auto plain = ipa::compat::attention_backend(q, k, v);
+    const auto masked = ipa::compat::attention_backend(q, k, v, mask);
+    std::printf("[sdpa] LibTorch %s: unmasked -> %s, key-padding mask -> %s\n", ipa::compat::torch_version().c_str(),
+                plain.c_str(), masked.c_str());
+    if (ipa::compat::kHasFusedSDPA) {
+        EXPECT_EQ(plain, "flash") << "the fused CPU SDPA kernel is not selected";
+        EXPECT_EQ(masked, "flash") << "the fused CPU SDPA kernel is not selected with a mask";
+    } else {
+        EXPECT_EQ(plain, "math (LibTorch 1.13)");
+    }
+    // Whatever the kernel, fp32 results agree with the float64 reference to fp32 accuracy.
+    const auto out = ipa::compat::attention(q, k, v, mask).to(torch::kDouble);
+    const auto ref =
+        ipa::compat::attention_reference(q.to(torch::kDouble), k.to(torch::kDouble), v.to(torch::kDouble), mask);
+    EXPECT_LT((out - ref).abs().max().item<double>(), 1e-5);
+}
+
 TEST(TorchCompat, AutocastGuardRestoresState) {
     const bool before = ipa::compat::AutocastGuard::is_enabled(torch::kCPU);
     {

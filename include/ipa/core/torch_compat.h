@@ -29,6 +29,11 @@ constexpr bool kHasFusedSDPA = TORCH_VERSION_MAJOR >= 2;
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const c10::optional<at::Tensor>& attn_mask = c10::nullopt);
 
+/// The kernel `attention` runs for these inputs: "flash", "efficient", "cudnn", "math"
+/// (LibTorch ≥ 2.0 asks its own SDPA dispatcher) or "math (LibTorch 1.13)".
+std::string attention_backend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                              const c10::optional<at::Tensor>& attn_mask = c10::nullopt);
+
 /// Plain softmax(QKᵀ/√d)V, for tests and as the portable fallback.
 at::Tensor attention_reference(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                const c10::optional<at::Tensor>& attn_mask = c10::nullopt);
@@ -62,8 +67,25 @@ using CollectiveBackend = c10d::ProcessGroup;
 /// Whether a CUDA device is usable at run time.
 bool cuda_available();
 
-/// On CPU the process's peak resident set size in bytes; -1 where it is not measured yet
-/// (CUDA: the caching-allocator stats need c10_cuda, which a CPU LibTorch lacks).
+/// On CPU the process's peak resident set size in bytes; on CUDA the caching allocator's
+/// peak of allocated bytes on that device (since start or the last reset_peak_memory); -1
+/// where it cannot be measured (a CUDA device with a CPU-only build of ipa).
 int64_t peak_memory_bytes(const c10::Device& device);
+
+/// Starts a new CUDA peak-memory window (no-op on CPU, where the RSS peak cannot be reset).
+void reset_peak_memory(const c10::Device& device);
+
+/// Waits for the device's queued work (no-op on CPU); for timing.
+void synchronize(const c10::Device& device);
+
+/// Allows or forbids TF32 tensor-core maths for fp32 matmuls and convolutions on CUDA
+/// (parity checks run fp32 with TF32 off).
+void set_cuda_tf32(bool allowed);
+
+/// Name and compute capability of a CUDA device ("NVIDIA H200 (sm_90)"), or "" where none.
+std::string cuda_device_name(int index = 0);
+
+/// Compute capability (major * 10 + minor) of a CUDA device; 0 where none.
+int cuda_compute_capability(int index = 0);
 
 }  // namespace ipa::compat

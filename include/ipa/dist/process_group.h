@@ -21,7 +21,13 @@ struct DistOptions {
     std::string backend = "auto";  ///< auto (nccl on CUDA, gloo on CPU) | nccl | gloo
     int64_t timeout_s = 600;       ///< bound on rendezvous and on every collective
     int64_t bucket_mb = 25;        ///< gradient all-reduce bucket size
+    /// Open a real c10d group even at world size 1 (a self-test of the backend, e.g. NCCL
+    /// on one GPU); by default world size 1 is a local no-op group.
+    bool group_for_one = false;
 };
+
+/// The c10d backends this build of ipa can open ("gloo", "nccl").
+std::vector<std::string> compiled_backends();
 
 /// One process group per run. Every collective names what it was for; a failure (a rank
 /// died, hung past the timeout, or disagrees) is a DistError that says which collective,
