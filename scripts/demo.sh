@@ -10,7 +10,10 @@
 #     adapter-off reference, 60 steps with checkpoints and metrics;
 #  4. ipa-sample with that adapter: pose video + reference image -> video (random weights,
 #     so the video is noise-like);
-#  5. the DiT against the official PyTorch output.
+#  5. ipa-eval: the sampled video and every synthetic candidate of that clip against the
+#     clip's clean render (PSNR, SSIM, and the same on hand crops from its keypoints), and
+#     base model vs adapter side by side;
+#  6. the DiT against the official PyTorch output.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -19,7 +22,7 @@ ipa_install_deps
 ipa_check_blas
 mkdir -p build
 ipa_configure build
-cmake --build build -j "$IPA_JOBS" --target ipa-train ipa-inspect ipa-curate ipa-sample
+cmake --build build -j "$IPA_JOBS" --target ipa-train ipa-inspect ipa-curate ipa-sample ipa-eval
 
 rm -rf demo-out
 echo
@@ -56,10 +59,44 @@ build/apps/ipa-sample --model tiny --lora demo-out/run-curated/latest/adapter.sa
     --prompt "$(cat "$clip/prompt.txt")" \
     --size 64x64 --frames 9 --steps 8 --dtype fp32 --device cpu --no-progress --out demo-out/sample.mp4
 
+echo
+echo "== 5. ipa-eval against the clip's clean render (its 'good' candidate) and its keypoints"
+# The clip's frames and size (256x256, 17 frames) so the sample lines up with the ground truth;
+# once with the adapter, once without (the base model).
+for which in adapter base; do
+    lora=()
+    [[ $which == adapter ]] && lora=(--lora demo-out/run-curated/latest/adapter.safetensors)
+    build/apps/ipa-sample --model tiny "${lora[@]}" \
+        --vae tests/fixtures/vae/tiny.weights.pth --text-encoder tests/fixtures/t5/tiny_umt5.pth \
+        --tokenizer tests/fixtures/t5 --pose "$clip/pose.mp4" --ref "$clip/reference.png" \
+        --prompt "$(cat "$clip/prompt.txt")" --size 256x256 --frames 17 --steps 4 --dtype fp32 --device cpu \
+        --no-progress --out "demo-out/eval-$which/clip_000.mp4" >/dev/null
+done
+# Manifests for ipa-eval (paths relative to demo-out/): the clip's good candidate is the ground truth.
+python3 - <<'PY'
+import csv
+rows = [r for r in csv.DictReader(open("demo-out/synth/candidates.csv")) if r["group"] == "clip_000"]
+gt = "synth/" + next(r["video"] for r in rows if r["label"] == "good")
+kp = "synth/clip_000/gt_keypoints"
+def manifest(path, entries):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "generated", "ground_truth", "keypoints"])
+        w.writerows([i, g, gt, kp] for i, g in entries)
+manifest("demo-out/eval.csv", [("sample_adapter", "eval-adapter/clip_000.mp4")] +
+         [("candidate_%s_%s" % (r["id"], r["defect"]), "synth/" + r["video"]) for r in rows if r["label"] != "good"])
+manifest("demo-out/eval-base.csv", [("sample", "eval-base/clip_000.mp4")])
+manifest("demo-out/eval-adapter.csv", [("sample", "eval-adapter/clip_000.mp4")])
+PY
+build/apps/ipa-eval frames --gen demo-out/eval.csv --out demo-out/eval
+build/apps/ipa-eval frames --gen demo-out/eval-base.csv --out demo-out/eval-base >/dev/null
+build/apps/ipa-eval frames --gen demo-out/eval-adapter.csv --out demo-out/eval-adapter-only >/dev/null
+build/apps/ipa-eval compare demo-out/eval-base/metrics.json demo-out/eval-adapter-only/metrics.json
+
 fx=tests/fixtures/wan
 echo
-echo "== 5. the DiT against the official PyTorch output (tiny VACE fixture)"
+echo "== 6. the DiT against the official PyTorch output (tiny VACE fixture)"
 build/apps/ipa-inspect forward --model "$fx/vace_b2.yaml" --weights "$fx/vace_b2.weights.safetensors" \
     --inputs "$fx/vace_b2.io.safetensors" --out demo-out/vace_b2.out.safetensors
 echo
-echo "demo done. index: demo-out/index.html  adapter: demo-out/run-curated/latest/adapter.safetensors  metrics: demo-out/run-curated/metrics.jsonl  video: demo-out/sample.mp4"
+echo "demo done. index: demo-out/index.html  evaluation: demo-out/eval/index.html  adapter: demo-out/run-curated/latest/adapter.safetensors  metrics: demo-out/run-curated/metrics.jsonl  video: demo-out/sample.mp4"
