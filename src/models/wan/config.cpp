@@ -5,11 +5,15 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 
+#include "ipa/core/atomic_file.h"
 #include "ipa/core/config.h"
 #include "ipa/core/error.h"
 #include "ipa/io/checkpoint.h"
+#include "ipa/models/wan/key_mapping.h"
 
 namespace ipa::models::wan {
 
@@ -152,15 +156,72 @@ WanConfig WanConfig::resolve(const std::string& path_or_preset) {
     return preset(path_or_preset);
 }
 
+namespace {
+
+// diffusers saves a transformer as a folder with config.json next to the shards. The tensor
+// shapes give every size but the head count (and the exact vace_layers); config.json has
+// them. Values it shares with the shapes must agree with them.
+void apply_diffusers_config(WanConfig& c, const io::Checkpoint& ckpt) {
+    const auto files = ckpt.files();
+    if (files.empty()) return;
+    const auto path = files.front().parent_path() / "config.json";
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) return;
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(read_file(path));
+    } catch (const nlohmann::json::exception& e) {
+        throw CheckpointError(fmt::format("'{}' is not valid JSON ({})", path.string(), e.what()));
+    }
+    const auto cls = j.value("_class_name", std::string());
+    if (cls != "WanTransformer3DModel" && cls != "WanVACETransformer3DModel") return;
+    auto fail = [&](const std::string& what) {
+        throw CheckpointError(fmt::format("'{}' ({}) does not match the weights: {}", path.string(), cls, what));
+    };
+    try {
+        const int64_t heads = j.at("num_attention_heads").get<int64_t>();
+        const int64_t head_dim = j.at("attention_head_dim").get<int64_t>();
+        if (heads * head_dim != c.dim) {
+            fail(fmt::format("num_attention_heads {} x attention_head_dim {} != dim {}", heads, head_dim, c.dim));
+        }
+        c.num_heads = heads;
+        c.eps = j.value("eps", c.eps);
+        if (j.contains("patch_size") && j["patch_size"].get<std::vector<int64_t>>() !=
+                                            std::vector<int64_t>(c.patch_size.begin(), c.patch_size.end())) {
+            fail(fmt::format("patch_size {}", j["patch_size"].dump()));
+        }
+        if (j.contains("qk_norm") && j["qk_norm"].is_null() == c.qk_norm) fail("qk_norm " + j["qk_norm"].dump());
+        if (j.value("cross_attn_norm", c.cross_attn_norm) != c.cross_attn_norm) fail("cross_attn_norm");
+        if (cls == "WanVACETransformer3DModel") {
+            const auto layers = j.at("vace_layers").get<std::vector<int64_t>>();
+            if (layers.size() != c.vace_layers.size()) {
+                fail(fmt::format("{} vace_layers, {} vace_blocks", layers.size(), c.vace_layers.size()));
+            }
+            c.vace_layers = layers;
+            if (j.value("vace_in_channels", c.vace_in_dim) != c.vace_in_dim) fail("vace_in_channels");
+        }
+    } catch (const nlohmann::json::exception& e) {
+        throw CheckpointError(fmt::format("'{}' ({}): {}", path.string(), cls, e.what()));
+    }
+}
+
+}  // namespace
+
 WanConfig WanConfig::detect(const io::Checkpoint& ckpt) {
+    // Any supported key spelling (diffusers, prefixed) is read under its original name.
+    std::map<std::string, std::string> stored;  // original name -> name in the checkpoint
+    for (const auto& name : ckpt.names()) {
+        if (auto original = to_original_key(name)) stored.emplace(*original, name);
+    }
+    auto has = [&](const std::string& key) { return stored.count(key) > 0; };
     auto need = [&](const std::string& key) {
-        if (!ckpt.contains(key)) {
+        if (!has(key)) {
             throw CheckpointError(
                 fmt::format("cannot detect a Wan config from '{}': no '{}' (not a Wan "
-                            "2.1 DiT in original key names?)",
+                            "2.1 DiT in original or diffusers key names?)",
                             ckpt.description(), key));
         }
-        return ckpt.shape(key);
+        return ckpt.shape(stored.at(key));
     };
     WanConfig c;
     const auto pe = need("patch_embedding.weight");  // [D, Cin, pt, ph, pw]
@@ -174,7 +235,7 @@ WanConfig WanConfig::detect(const io::Checkpoint& ckpt) {
     c.out_dim = need("head.head.weight")[0] / (pe[2] * pe[3] * pe[4]);
     c.num_heads = std::max<int64_t>(1, c.dim / 128);
     int64_t layers = 0, vace = 0;
-    for (const auto& name : ckpt.names()) {
+    for (const auto& [name, _] : stored) {
         auto index_after = [&](const std::string& prefix) -> int64_t {
             if (name.rfind(prefix, 0) != 0) return -1;
             return std::stoll(name.substr(prefix.size(), name.find('.', prefix.size()) - prefix.size()));
@@ -183,17 +244,18 @@ WanConfig WanConfig::detect(const io::Checkpoint& ckpt) {
         vace = std::max(vace, index_after("vace_blocks.") + 1);
     }
     c.num_layers = layers;
-    c.cross_attn_norm = ckpt.contains("blocks.0.norm3.weight");
-    c.qk_norm = ckpt.contains("blocks.0.self_attn.norm_q.weight");
-    if (ckpt.contains("img_emb.emb_pos"))
+    c.cross_attn_norm = has("blocks.0.norm3.weight");
+    c.qk_norm = has("blocks.0.self_attn.norm_q.weight");
+    if (has("img_emb.emb_pos"))
         c.model_type = "flf2v";
-    else if (ckpt.contains("img_emb.proj.0.weight"))
+    else if (has("img_emb.proj.0.weight"))
         c.model_type = "i2v";
     if (vace > 0) {
         c.model_type = "vace";
         for (int64_t j = 0; j < vace; ++j) c.vace_layers.push_back(j * layers / vace);
         c.vace_in_dim = need("vace_patch_embedding.weight")[1];
     }
+    apply_diffusers_config(c, ckpt);
     c.validate();
     return c;
 }

@@ -49,8 +49,12 @@ struct WanConfig {
     static WanConfig preset(const std::string& name);
     /// A YAML file path or a preset name.
     static WanConfig resolve(const std::string& path_or_preset);
-    /// Infers the architecture from tensor shapes (num_heads = dim / 128 as in every
-    /// Wan 2.1 release; vace_layers spaced evenly). CheckpointError if not a Wan DiT.
+    /// Infers the architecture from tensor shapes, in original or diffusers key names
+    /// (num_heads = dim / 128 as in every Wan 2.1 release; vace_layers spaced evenly). A
+    /// diffusers `config.json` next to the weights (a `save_pretrained` folder) supplies the
+    /// head count, eps and vace_layers, and must agree with the shapes. text_len stays 512
+    /// (diffusers' pipelines pad prompts to max_sequence_length = 512). CheckpointError if
+    /// not a Wan DiT.
     static WanConfig detect(const io::Checkpoint& ckpt);
 
     std::string to_yaml() const;
