@@ -33,8 +33,21 @@ if(IPA_USE_PCH)
         <filesystem> <string> <vector> <map> <memory> <optional>)
 endif()
 
+# PyPI's libtorch.so exports its own copy of parts of libstdc++ (std::filesystem among
+# them), and an executable binds to the first definition in its DT_NEEDED order, which is
+# libtorch before libstdc++: std::filesystem::remove_all then jumps to null. Executables
+# therefore name libstdc++ first (a link option precedes the objects and libraries).
+get_filename_component(_ipa_torch_prefix_real "${TORCH_INSTALL_PREFIX}" REALPATH)
+if(NOT _ipa_torch_prefix_real MATCHES "^/usr(/local)?$")
+    set(IPA_STDCXX_FIRST ON)
+endif()
+
 function(ipa_target_defaults tgt)
     target_compile_options(${tgt} PRIVATE ${IPA_WARNINGS})
+    get_target_property(_type ${tgt} TYPE)
+    if(IPA_STDCXX_FIRST AND _type STREQUAL "EXECUTABLE")
+        target_link_options(${tgt} PRIVATE "LINKER:--push-state,--no-as-needed" "-lstdc++" "LINKER:--pop-state")
+    endif()
     if(IPA_USE_PCH)
         target_precompile_headers(${tgt} REUSE_FROM ipa_pch)
     endif()

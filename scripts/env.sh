@@ -2,7 +2,7 @@
 # Installs the system packages the build needs (idempotent) and sets thread counts.
 
 IPA_APT_PACKAGES=(
-    g++ cmake ninja-build pkg-config ccache
+    g++ cmake ninja-build pkg-config ccache clang-format
     libtorch-dev libopenblas0-pthread
     libopencv-dev libsentencepiece-dev libgloo-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
     libgtest-dev
@@ -119,7 +119,13 @@ ipa_configure_pip() {
     shift
     local root
     root=$(ipa_pip_torch_root)
-    local cuda=()
-    command -v nvcc >/dev/null || { [[ -x /usr/local/cuda/bin/nvcc ]] && cuda=(-DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc); }
-    ipa_configure "$dir" -DCMAKE_PREFIX_PATH="$root" -DIPA_WITH_NCCL=ON "${cuda[@]}" "$@"
+    local nvcc
+    nvcc=$(command -v nvcc || true)
+    [[ -z "$nvcc" && -x /usr/local/cuda/bin/nvcc ]] && nvcc=/usr/local/cuda/bin/nvcc
+    if [[ -z "$nvcc" ]]; then
+        echo "ipa: no CUDA toolkit (nvcc not on PATH nor in /usr/local/cuda/bin): PyPI's torch is a CUDA" \
+            "build and its CMake package needs the toolkit to configure; install CUDA 13" >&2
+        return 1
+    fi
+    ipa_configure "$dir" -DCMAKE_PREFIX_PATH="$root" -DIPA_WITH_NCCL=ON -DCMAKE_CUDA_COMPILER="$nvcc" "$@"
 }

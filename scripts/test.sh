@@ -28,6 +28,13 @@ ipa_check_blas
 summary=()
 t_start=$SECONDS
 
+# Formatting is part of the suite: every tracked C++ file as clang-format (.clang-format) has it.
+echo "== clang-format check"
+if ! git ls-files '*.cpp' '*.h' | xargs clang-format --dry-run --Werror; then
+    echo "clang-format: the files above are not formatted; run: git ls-files '*.cpp' '*.h' | xargs clang-format -i" >&2
+    exit 1
+fi
+
 leg_debian() {
     local t0=$SECONDS
     if [[ "${IPA_ASAN:-1}" != 0 ]]; then

@@ -148,20 +148,29 @@ TEST(Dist, EveryRankGetsTheSameNumberOfSamples) {
     EXPECT_EQ(r1, (std::vector<int64_t>{full[1], full[3], full[0]}));
 }
 
-/// Largest element-wise difference between two adapter files (and the largest |lora_B| of `a`).
-std::pair<double, double> adapter_diff(const fs::path& a_file, const fs::path& b_file) {
+struct AdapterDiff {
+    double max = 0;         ///< largest element-wise difference
+    double rms = 0;         ///< root mean square of the differences over every adapter element
+    double max_lora_b = 0;  ///< largest |lora_B| of the first file (did it train?)
+};
+
+AdapterDiff adapter_diff(const fs::path& a_file, const fs::path& b_file) {
     const auto a = ipa::io::SafetensorsFile::open(a_file);
     const auto b = ipa::io::SafetensorsFile::open(b_file);
     EXPECT_EQ(a.tensors().size(), b.tensors().size());
-    double max_diff = 0, max_lora_b = 0;
+    AdapterDiff d;
+    double sum_sq = 0;
+    int64_t n = 0;
     for (const auto& info : a.tensors()) {
         const auto x = a.tensor(info.name).to(torch::kDouble), y = b.tensor(info.name).to(torch::kDouble);
-        max_diff = std::max(max_diff, (x - y).abs().max().item<double>());
-        if (info.name.find("lora_B") != std::string::npos) {
-            max_lora_b = std::max(max_lora_b, x.abs().max().item<double>());
-        }
+        d.max = std::max(d.max, (x - y).abs().max().item<double>());
+        sum_sq += (x - y).pow(2).sum().item<double>();
+        n += x.numel();
+        if (info.name.find("lora_B") != std::string::npos)
+            d.max_lora_b = std::max(d.max_lora_b, x.abs().max().item<double>());
     }
-    return {max_diff, max_lora_b};
+    d.rms = std::sqrt(sum_sq / static_cast<double>(std::max<int64_t>(n, 1)));
+    return d;
 }
 
 TEST(Dist, TwoRanksTrainWhatOneRankWithTheirCombinedBatchTrains) {
@@ -183,21 +192,23 @@ TEST(Dist, TwoRanksTrainWhatOneRankWithTheirCombinedBatchTrains) {
     EXPECT_NE(slurp(dir.path / "w2.0.log").find("process group ready (gloo)"), std::string::npos);
 
     const auto adapter = [&](const char* run) { return dir.path / run / "step-000004/adapter.safetensors"; };
-    const auto [floor, max_lora_b] = adapter_diff(adapter("w1"), adapter("w64"));
-    const auto [two_vs_exact, unused] = adapter_diff(adapter("w2"), adapter("w64"));
-    const auto [two_vs_one, unused2] = adapter_diff(adapter("w2"), adapter("w1"));
-    (void)unused, (void)unused2;
+    const auto floor = adapter_diff(adapter("w1"), adapter("w64"));
+    const auto two_vs_exact = adapter_diff(adapter("w2"), adapter("w64"));
+    const auto two_vs_one = adapter_diff(adapter("w2"), adapter("w1"));
     std::printf(
-        "[dist] adapter after 4 steps: fp32 floor (1 rank vs fp64) %.2e, 2 ranks vs fp64 %.2e, 2 ranks vs 1 "
-        "rank %.2e\n",
-        floor, two_vs_exact, two_vs_one);
-    EXPECT_GT(max_lora_b, 1e-3) << "the adapter did not train";
-    EXPECT_GT(floor, 0.0) << "the fp64 run is not a separate computation";
+        "[dist] adapter after 4 steps, rms (max): fp32 floor = 1 rank vs fp64 %.2e (%.2e), 2 ranks vs fp64 "
+        "%.2e (%.2e), 2 ranks vs 1 rank %.2e (%.2e)\n",
+        floor.rms, floor.max, two_vs_exact.rms, two_vs_exact.max, two_vs_one.rms, two_vs_one.max);
+    EXPECT_GT(floor.max_lora_b, 1e-3) << "the adapter did not train";
+    EXPECT_GT(floor.rms, 0.0) << "the fp64 run is not a separate computation";
     // Same samples, noise and t; the two ranks only sum the gradient in another order, so the
-    // 2-rank run is as close to the exact result as the 1-rank run: a few float32 floors
-    // (Adam amplifies rounding where gradients nearly cancel, on every CPU alike).
-    EXPECT_LT(two_vs_exact, 4.0 * floor);
-    EXPECT_LT(two_vs_one, 5.0 * floor);
+    // 2-rank run lies within an order of magnitude of the float32 floor of the exact result, as
+    // the 1-rank run does (measured: 1.2x with LibTorch 1.13, 3.8x with 2.11's fused attention;
+    // Adam amplifies rounding where a gradient nearly cancels, so single runs scatter). Wrong
+    // samples, noise or averaging move the adapter by O(lr) = 1e-3: thousands of floors.
+    EXPECT_LT(two_vs_exact.rms, 10.0 * floor.rms);
+    EXPECT_LT(two_vs_one.rms, 12.0 * floor.rms);
+    EXPECT_LT(two_vs_exact.max, 20.0 * floor.max);
     // Only rank 0 writes metrics; they hold the averaged loss of both ranks.
     const auto m1 = slurp(dir.path / "w1/metrics.jsonl"), m2 = slurp(dir.path / "w2/metrics.jsonl"),
                m64 = slurp(dir.path / "w64/metrics.jsonl");
