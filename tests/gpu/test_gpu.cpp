@@ -21,6 +21,7 @@
 #include "ipa/train/config.h"
 #include "ipa/train/trainer.h"
 #include "test_util.h"
+#include "wan_inputs.h"
 
 namespace fs = std::filesystem;
 using namespace ipa::models::wan;
@@ -34,17 +35,6 @@ const fs::path kSource = IPA_SOURCE_DIR;
     do {                                                                                         \
         if (!ipa::compat::cuda_available()) GTEST_SKIP() << "no CUDA device (CPU-only machine)"; \
     } while (0)
-
-WanInputs inputs_on(const ipa::io::SafetensorsFile& io, const c10::Device& device) {
-    WanInputs in;
-    in.x = io.tensor("x").to(device);
-    in.t = io.tensor("t").to(device);
-    in.context = io.tensor("context").to(device);
-    if (io.contains("vace_context")) in.vace_context = io.tensor("vace_context").to(device);
-    if (io.contains("seq_len")) in.seq_len = io.tensor("seq_len").item<int64_t>();
-    if (io.contains("context_scale")) in.context_scale = io.tensor("context_scale").item<float>();
-    return in;
-}
 
 struct Errors {
     double floor, ours;
@@ -60,7 +50,7 @@ Errors run_fixture(const std::string& name, c10::ScalarType dtype) {
     model->set_dtype(dtype);
     const auto io = ipa::io::SafetensorsFile::open(kWan / (name + ".io.safetensors"));
     torch::NoGradGuard g;
-    const auto out = model->forward(inputs_on(io, cuda)).to(torch::kCPU).to(torch::kDouble);
+    const auto out = model->forward(ipa::test::wan_inputs_from(io, cuda)).to(torch::kCPU).to(torch::kDouble);
     const auto ref64 = io.tensor("out_f64");
     return {(io.tensor("out").to(torch::kDouble) - ref64).abs().max().item<double>(),
             (out - ref64).abs().max().item<double>()};

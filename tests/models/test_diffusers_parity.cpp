@@ -28,6 +28,7 @@
 #include "ipa/models/wan/key_mapping.h"
 #include "ipa/models/wan/loader.h"
 #include "ipa/models/wan/model.h"
+#include "wan_inputs.h"
 
 namespace fs = std::filesystem;
 using namespace ipa::models::wan;
@@ -64,15 +65,7 @@ std::vector<Expected> expected() {
     return {{"wan_t2v", t2v, 3}, {"wan_vace", vace, 4}};
 }
 
-WanInputs inputs_from(const ipa::io::SafetensorsFile& io) {
-    WanInputs in;
-    in.x = io.tensor("x").clone();
-    in.t = io.tensor("t").clone();
-    in.context = io.tensor("context").clone();
-    if (io.contains("vace_context")) in.vace_context = io.tensor("vace_context").clone();
-    if (io.contains("context_scale")) in.context_scale = io.tensor("context_scale").item<float>();
-    return in;
-}
+using ipa::test::wan_inputs_from;
 
 class DiffusersParity : public ::testing::TestWithParam<Expected> {};
 
@@ -109,7 +102,7 @@ TEST_P(DiffusersParity, Fp32ForwardMatchesDiffusersWithinTenTimesTheFloat64Floor
     load_wan_weights(*model, ckpt);
     const auto io = ipa::io::SafetensorsFile::open(kDir / (e.name + ".io.safetensors"));
     torch::NoGradGuard g;
-    const auto out = model->forward(inputs_from(io));
+    const auto out = model->forward(wan_inputs_from(io));
     const auto ref32 = io.tensor("out");
     const auto ref64 = io.tensor("out_f64");
     ASSERT_EQ(out.sizes(), ref32.sizes());
@@ -136,7 +129,7 @@ TEST_P(DiffusersParity, Fp64ForwardMatchesDiffusersFloat64) {
     model->set_dtype(torch::kDouble);
     const auto io = ipa::io::SafetensorsFile::open(kDir / (e.name + ".io.safetensors"));
     torch::NoGradGuard g;
-    const auto out = model->forward(inputs_from(io));
+    const auto out = model->forward(wan_inputs_from(io));
     ASSERT_EQ(out.scalar_type(), torch::kDouble);
     const auto ref64 = io.tensor("out_f64");
     const double floor32 = (io.tensor("out").to(torch::kDouble) - ref64).abs().max().item<double>();

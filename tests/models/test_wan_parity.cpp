@@ -17,6 +17,7 @@
 #include "ipa/models/wan/config.h"
 #include "ipa/models/wan/loader.h"
 #include "ipa/models/wan/model.h"
+#include "wan_inputs.h"
 
 namespace fs = std::filesystem;
 using namespace ipa::models::wan;
@@ -43,16 +44,7 @@ std::vector<std::string> cases(const std::string& with_file = ".io.safetensors")
     return out;
 }
 
-WanInputs inputs_from(const ipa::io::SafetensorsFile& io) {
-    WanInputs in;
-    in.x = io.tensor("x").clone();
-    in.t = io.tensor("t").clone();
-    in.context = io.tensor("context").clone();
-    if (io.contains("vace_context")) in.vace_context = io.tensor("vace_context").clone();
-    if (io.contains("seq_len")) in.seq_len = io.tensor("seq_len").item<int64_t>();
-    if (io.contains("context_scale")) in.context_scale = io.tensor("context_scale").item<float>();
-    return in;
-}
+using ipa::test::wan_inputs_from;
 
 class WanParity : public ::testing::TestWithParam<std::string> {};
 
@@ -63,7 +55,7 @@ TEST_P(WanParity, Fp32ForwardMatchesUpstreamWithinTenTimesTheFloat64Floor) {
     load_wan_weights(*model, ipa::io::Checkpoint::open(kDir / (name + ".weights.safetensors")));
     const auto io = ipa::io::SafetensorsFile::open(kDir / (name + ".io.safetensors"));
     torch::NoGradGuard g;
-    const auto out = model->forward(inputs_from(io));
+    const auto out = model->forward(wan_inputs_from(io));
     const auto ref32 = io.tensor("out");
     const auto ref64 = io.tensor("out_f64");
     ASSERT_EQ(out.sizes(), ref32.sizes());
@@ -91,7 +83,7 @@ TEST_P(WanParity, Fp64ForwardMatchesUpstreamFloat64) {
     model->set_dtype(torch::kDouble);
     const auto io = ipa::io::SafetensorsFile::open(kDir / (name + ".io.safetensors"));
     torch::NoGradGuard g;
-    const auto out = model->forward(inputs_from(io));
+    const auto out = model->forward(wan_inputs_from(io));
     ASSERT_EQ(out.scalar_type(), torch::kDouble);
     const auto ref64 = io.tensor("out_f64");
     const double floor32 = (io.tensor("out").to(torch::kDouble) - ref64).abs().max().item<double>();
@@ -113,7 +105,7 @@ TEST_P(WanGradParity, GradientsMatchUpstream) {
     for (bool ckpt : {false, true}) {
         model->zero_grad();
         model->set_gradient_checkpointing(ckpt);
-        (model->forward(inputs_from(io)) * grads.tensor("grad_out")).sum().backward();
+        (model->forward(wan_inputs_from(io)) * grads.tensor("grad_out")).sum().backward();
         int checked = 0;
         for (auto& p : model->named_parameters()) {
             const auto ref = grads.tensor("grad." + p.key());
