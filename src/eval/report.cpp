@@ -9,6 +9,7 @@
 
 #include "ipa/core/atomic_file.h"
 #include "ipa/core/error.h"
+#include "ipa/core/html.h"
 
 namespace fs = std::filesystem;
 
@@ -24,32 +25,6 @@ std::string csv_field(const std::string& s) {
     std::string q = "\"";
     for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
     return q + "\"";
-}
-
-std::string html_escape(const std::string& s) {
-    std::string o;
-    for (char c : s) {
-        switch (c) {
-            case '&':
-                o += "&amp;";
-                break;
-            case '<':
-                o += "&lt;";
-                break;
-            case '>':
-                o += "&gt;";
-                break;
-            case '"':
-                o += "&quot;";
-                break;
-            case '\'':
-                o += "&#39;";
-                break;
-            default:
-                o += c;
-        }
-    }
-    return o;
 }
 
 std::string cell(double v, int digits) { return std::isfinite(v) ? fmt::format("{:.{}f}", v, digits) : "–"; }

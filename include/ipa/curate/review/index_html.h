@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ipa/core/html.h"
 #include "ipa/curate/manifest.h"
 #include "ipa/curate/review/decisions.h"
 #include "ipa/curate/score.h"
@@ -25,8 +26,8 @@ struct IndexOptions {
     int thumb_width = 480;  ///< CSS max width of the sheet thumbnails (px)
 };
 
-/// Escapes & < > " ' for HTML text and attribute values.
-std::string html_escape(std::string_view s);
+/// Escapes & < > " ' for HTML text and attribute values (ipa/core/html.h).
+using ipa::html_escape;
 /// Percent-encodes a relative path for an href/src (keeps [A-Za-z0-9-._~/]).
 std::string url_encode_path(const std::filesystem::path& rel);
 
