@@ -1,7 +1,7 @@
 // ipa-eval: metrics of generated vs ground-truth videos.
 //   ipa-eval frames --gen DIR|MANIFEST.csv [--gt DIR] [--keypoints DIR] --out REPORT_DIR [--ssim disco|gaussian]
 //   ipa-eval fid --gen DIR|MANIFEST.csv [--gt DIR] --inception pt_inception-2015-12-05-6726825d.pth --out REPORT_DIR
-//   ipa-eval compare A/metrics.json B/metrics.json
+//   ipa-eval compare A/metrics.json B/metrics.json [--charts DIR]
 
 #include <fmt/format.h>
 
@@ -63,6 +63,8 @@ int main(int argc, char** argv) {
     auto* cmp = app.add_subcommand("compare", "Side-by-side summary of two reports with deltas");
     cmp->add_option("a", a_json, "metrics.json A")->required();
     cmp->add_option("b", b_json, "metrics.json B")->required();
+    std::string charts_dir;
+    cmp->add_option("--charts", charts_dir, "also write per-video bar charts of A and B (compare_<metric>.png) here");
 
     try {
         app.parse(argc, argv);
@@ -84,7 +86,7 @@ int main(int argc, char** argv) {
             const auto s = ipa::eval::summarize(rep.videos);
             std::cout << fmt::format(
                 "{} videos, {} frames: PSNR {:.3f}  SSIM {:.4f}  |  {} hand crops: PSNR-Hand {:.3f}  SSIM-Hand "
-                "{:.4f}\nwrote {}/metrics.json, per_video.csv, per_frame.csv, index.html\n",
+                "{:.4f}\nwrote {}/metrics.json, per_video.csv, per_frame.csv, index.html, chart_*.png\n",
                 s.videos, s.frames, s.psnr, s.ssim, s.hand_crops, s.hand_psnr, s.hand_ssim, out);
         } else if (*fid) {
             const auto pairs = pairs_of(gen, gt, "");
@@ -96,6 +98,9 @@ int main(int argc, char** argv) {
                                      rep.fid->eps_offset_used ? "; singular product: eps added" : "", out);
         } else if (*cmp) {
             std::cout << ipa::eval::compare_reports(a_json, b_json);
+            if (!charts_dir.empty())
+                for (const auto& f : ipa::eval::write_compare_charts(a_json, b_json, charts_dir))
+                    std::cout << "wrote " << f.string() << "\n";
         }
         return 0;
     } catch (const CLI::ValidationError& e) {

@@ -10,6 +10,7 @@
 #include "ipa/core/atomic_file.h"
 #include "ipa/core/error.h"
 #include "ipa/core/html.h"
+#include "ipa/core/plot.h"
 
 namespace fs = std::filesystem;
 
@@ -28,6 +29,67 @@ std::string csv_field(const std::string& s) {
 }
 
 std::string cell(double v, int digits) { return std::isfinite(v) ? fmt::format("{:.{}f}", v, digits) : "–"; }
+
+// ---- charts (PNG next to index.html; every metric here is better when higher) ----
+
+constexpr std::size_t kMaxBars = 60;  // the worst videos of a large set
+constexpr int kChartWidth = 720;
+
+struct MetricDef {
+    const char* key;    ///< metrics.json key, chart file chart_<key>.png
+    const char* title;  ///< as in the HTML tables
+};
+constexpr MetricDef kChartMetrics[] = {
+    {"psnr", "PSNR"}, {"ssim", "SSIM"}, {"hand_psnr", "PSNR-Hand"}, {"hand_ssim", "SSIM-Hand"}};
+
+double video_metric(const VideoFrameMetrics& v, const std::string& key) {
+    if (key == "psnr") return v.mean_psnr();
+    if (key == "ssim") return v.mean_ssim();
+    if (key == "hand_psnr") return v.mean_hand_psnr();
+    return v.mean_hand_ssim();
+}
+
+/// One bar chart per series of values by id: ids sorted by the first series, worst (lowest)
+/// first, the ones without a value last; at most kMaxBars.
+plot::BarChart sorted_bars(const std::string& title, const std::vector<std::string>& ids,
+                           const std::vector<plot::BarSeries>& series) {
+    std::vector<std::size_t> order(ids.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    const auto& key = series.front().values;
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+        return key[a] < key[b] || (std::isfinite(key[a]) && !std::isfinite(key[b]));
+    });
+    const std::size_t n = std::min(order.size(), kMaxBars);
+    plot::BarChart chart;
+    chart.title = n < order.size() ? fmt::format("{} (worst {} of {})", title, n, order.size()) : title;
+    for (const auto& s : series) chart.series.push_back({s.name, {}});
+    for (std::size_t r = 0; r < n; ++r) {
+        chart.labels.push_back(ids[order[r]]);
+        for (std::size_t s = 0; s < series.size(); ++s) chart.series[s].values.push_back(series[s].values[order[r]]);
+    }
+    return chart;
+}
+
+bool any_finite(const std::vector<double>& v) {
+    return std::any_of(v.begin(), v.end(), [](double x) { return std::isfinite(x); });
+}
+
+/// chart_<metric>.png per metric with at least one value; returns the HTML that shows them.
+std::string write_metric_charts(const fs::path& out_dir, const std::vector<VideoFrameMetrics>& videos) {
+    std::vector<std::string> ids;
+    for (const auto& v : videos) ids.push_back(v.id);
+    std::string html;
+    for (const auto& m : kChartMetrics) {
+        plot::BarSeries values{m.title, {}};
+        for (const auto& v : videos) values.values.push_back(video_metric(v, m.key));
+        if (!any_finite(values.values)) continue;
+        const auto file = fmt::format("chart_{}.png", m.key);
+        const auto chart = sorted_bars(fmt::format("{} per video, worst first", m.title), ids, {values});
+        plot::write_png(out_dir / file, chart.render(kChartWidth));
+        html += fmt::format("<p><img src=\"{}\" alt=\"{} per video\"></p>\n", file, m.title);
+    }
+    return html.empty() ? html : "<h2>Charts</h2>\n" + html;
+}
 
 }  // namespace
 
@@ -107,19 +169,70 @@ void write_report(const fs::path& out_dir, const Report& rep) {
         h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
                          html_escape(v.id), v.frames, cell(v.mean_psnr(), 3), cell(v.mean_ssim(), 4), v.hand_crops,
                          cell(v.mean_hand_psnr(), 3), cell(v.mean_hand_ssim(), 4));
-    h += "</table>\n</body></html>\n";
+    h += "</table>\n" + write_metric_charts(out_dir, order) + "</body></html>\n";
     write_file_atomic(out_dir / "index.html", h);
 }
 
-std::vector<std::pair<std::string, double>> read_report_summary(const fs::path& file) {
-    nlohmann::json j;
+namespace {
+
+nlohmann::json load_metrics_json(const fs::path& file) {
     try {
-        j = nlohmann::json::parse(read_file(file));
+        return nlohmann::json::parse(read_file(file));
     } catch (const nlohmann::json::exception& e) {
         throw DataError(file.string() + ": not a metrics.json: " + e.what());
     } catch (const Error& e) {
         throw DataError(file.string() + ": " + e.what());
     }
+}
+
+std::string report_label(const fs::path& p) {  // the report folder's name for .../NAME/metrics.json
+    const auto dir = p.parent_path().filename().string();
+    return dir.empty() ? p.filename().string() : dir;
+}
+
+/// id -> per-video metric of a metrics.json's `videos` (null: NaN).
+std::map<std::string, double> per_video(const nlohmann::json& j, const fs::path& file, const std::string& key) {
+    if (!j.contains("videos") || !j["videos"].is_array())
+        throw DataError(file.string() + ": no `videos` array (a report of `ipa-eval frames`?)");
+    std::map<std::string, double> out;
+    for (const auto& v : j["videos"]) {
+        if (!v.is_object() || !v.contains("id") || !v["id"].is_string())
+            throw DataError(file.string() + ": a `videos` entry without a string `id`");
+        const auto it = v.find(key);
+        out[v["id"].get<std::string>()] = it != v.end() && it->is_number() ? it->get<double>() : std::nan("");
+    }
+    return out;
+}
+
+}  // namespace
+
+std::vector<fs::path> write_compare_charts(const fs::path& a_json, const fs::path& b_json, const fs::path& out_dir) {
+    const auto a = load_metrics_json(a_json), b = load_metrics_json(b_json);
+    std::error_code ec;
+    fs::create_directories(out_dir, ec);
+    if (ec) throw DataError("compare: cannot create " + out_dir.string() + ": " + ec.message());
+    std::vector<fs::path> written;
+    for (const auto& m : kChartMetrics) {
+        const auto va = per_video(a, a_json, m.key), vb = per_video(b, b_json, m.key);
+        std::vector<std::string> ids;
+        plot::BarSeries sa{"A: " + report_label(a_json), {}}, sb{"B: " + report_label(b_json), {}};
+        for (const auto* side : {&va, &vb})
+            for (const auto& [id, v] : *side)
+                if (side == &va || !va.count(id)) ids.push_back(id);
+        for (const auto& id : ids) {
+            sa.values.push_back(va.count(id) ? va.at(id) : std::nan(""));
+            sb.values.push_back(vb.count(id) ? vb.at(id) : std::nan(""));
+        }
+        if (!any_finite(sa.values) && !any_finite(sb.values)) continue;
+        const auto chart = sorted_bars(fmt::format("{} per video, worst first", m.title), ids, {sa, sb});
+        written.push_back(out_dir / fmt::format("compare_{}.png", m.key));
+        plot::write_png(written.back(), chart.render(kChartWidth));
+    }
+    return written;
+}
+
+std::vector<std::pair<std::string, double>> read_report_summary(const fs::path& file) {
+    const auto j = load_metrics_json(file);
     if (!j.contains("summary") || !j["summary"].is_object())
         throw DataError(file.string() + ": no `summary` object (is this an ipa-eval metrics.json?)");
     std::vector<std::pair<std::string, double>> out;
@@ -140,11 +253,7 @@ std::string compare_reports(const fs::path& a_json, const fs::path& b_json) {
         return it == m.end() || !std::isfinite(it->second) ? std::string("-") : fmt::format("{:.6g}", it->second);
     };
     std::string out = fmt::format("{:<18} {:>14} {:>14} {:>14}\n", "metric", "A", "B", "B - A");
-    auto label = [](const fs::path& p) {  // the report folder's name for .../NAME/metrics.json
-        const auto dir = p.parent_path().filename().string();
-        return dir.empty() ? p.filename().string() : dir;
-    };
-    out += fmt::format("{:<18} {:>14} {:>14} {:>14}\n", "", label(a_json), label(b_json), "");
+    out += fmt::format("{:<18} {:>14} {:>14} {:>14}\n", "", report_label(a_json), report_label(b_json), "");
     for (const auto& k : names) {
         std::string d = "-";
         if (am.count(k) && bm.count(k) && std::isfinite(am[k]) && std::isfinite(bm[k]))

@@ -6,6 +6,8 @@
 
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
 
 #include "eval_test_util.h"
 #include "ipa/core/atomic_file.h"
@@ -76,6 +78,35 @@ TEST(Evaluate, ManifestAndReport) {
     EXPECT_CONTAINS(cmp, "hand_ssim");
     EXPECT_CONTAINS(cmp, "videos");
     EXPECT_CONTAINS(cmp, "-1");  // one video fewer
+
+    // A bar chart per metric next to index.html, shown by it, decodable by an independent decoder.
+    for (const char* m : {"psnr", "ssim", "hand_psnr", "hand_ssim"}) {
+        const auto file = std::string("chart_") + m + ".png";
+        EXPECT_CONTAINS(html, "<img src=\"" + file + "\"");
+        const cv::Mat img = cv::imread((tmp.path / "a" / file).string(), cv::IMREAD_UNCHANGED);
+        ASSERT_FALSE(img.empty()) << file;
+        EXPECT_EQ(img.type(), CV_8UC3);
+        EXPECT_EQ(img.cols, 720);
+        EXPECT_GT(cv::countNonZero(img.reshape(1) != 255), 1000) << file << ": bars, labels, ticks";
+    }
+    const auto charts = ipa::eval::write_compare_charts(tmp.path / "a" / "metrics.json",
+                                                        tmp.path / "b" / "metrics.json", tmp.path / "cmp");
+    ASSERT_EQ(charts.size(), 4u);
+    for (const auto& f : charts) {
+        EXPECT_EQ(f.parent_path(), tmp.path / "cmp");
+        EXPECT_FALSE(cv::imread(f.string()).empty()) << f;
+    }
+    // A FID-only report has no per-video values: no charts, no chart section.
+    ipa::eval::Report fid_only;
+    fid_only.fid = ipa::eval::FidReport{};
+    ipa::eval::write_report(tmp.path / "f", fid_only);
+    EXPECT_FALSE(fs::exists(tmp.path / "f" / "chart_ssim.png"));
+    EXPECT_EQ(ipa::read_file(tmp.path / "f" / "index.html").find("<img"), std::string::npos);
+    EXPECT_CONTAINS(ipa::test::error_of<ipa::DataError>([&] {
+                        ipa::eval::write_compare_charts(tmp.path / "f" / "metrics.json", tmp.path / "nope.json",
+                                                        tmp.path / "cmp2");
+                    }),
+                    "nope.json");
 }
 
 TEST(Evaluate, ClearErrors) {

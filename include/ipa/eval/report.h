@@ -1,8 +1,9 @@
 #pragma once
 
 /// Evaluation reports: `metrics.json` (summary + per video + per frame), `per_video.csv`,
-/// `per_frame.csv` and a static `index.html` (summary table, videos sorted worst SSIM first;
-/// no external assets, every string escaped). Files are written atomically.
+/// `per_frame.csv` and a static `index.html` (summary table, videos sorted worst SSIM first,
+/// a bar chart per metric of the per-video values, worst first, as `chart_<metric>.png` next to
+/// it; no external assets, every string escaped). Files are written atomically.
 
 #include <filesystem>
 #include <optional>
@@ -28,5 +29,13 @@ std::vector<std::pair<std::string, double>> read_report_summary(const std::files
 /// A side-by-side table of two reports' summaries with B − A deltas (metrics of only one side
 /// are shown with "-").
 std::string compare_reports(const std::filesystem::path& a_json, const std::filesystem::path& b_json);
+
+/// Per-video bar charts of two reports side by side: `compare_<metric>.png` in `out_dir` for
+/// each of psnr, ssim, hand_psnr, hand_ssim with values (videos sorted by A's value, worst
+/// first; a video of one side only gets one bar). Returns the files written. Throws
+/// ipa::DataError naming the file for a missing or malformed metrics.json.
+std::vector<std::filesystem::path> write_compare_charts(const std::filesystem::path& a_json,
+                                                        const std::filesystem::path& b_json,
+                                                        const std::filesystem::path& out_dir);
 
 }  // namespace ipa::eval
