@@ -365,6 +365,32 @@ void rescore(CandidateScore& s, const ScoreConfig& cfg) {
     s.pass = s.score >= cfg.threshold;
 }
 
+CandidateScore score_row(const Manifest& m, const ManifestRow& row, const ScoreConfig& cfg) {
+    const std::string who = m.path.u8string() + ": row '" + row.id + "'";
+    if (row.video.empty()) throw DataError(who + ": no video (the `video` column is absent or blank)");
+    if (row.keypoints.empty())
+        throw DataError(who +
+                        ": no keypoints (the `keypoints` column is absent or blank); hint: run DWPose on "
+                        "the candidate videos first");
+    std::vector<cv::Mat> frames;
+    pose::PoseSequence kp;
+    try {
+        frames = media::read_frames_bgr(row.video);
+    } catch (const std::exception& e) {
+        throw DataError(who + ": video " + row.video.u8string() + ": " + e.what());
+    }
+    try {
+        kp = pose::read_keypoints(row.keypoints);
+    } catch (const std::exception& e) {
+        throw DataError(who + ": keypoints " + row.keypoints.u8string() + ": " + e.what());
+    }
+    try {
+        return score_candidate(row.id, row.get("group"), frames, kp, cfg);
+    } catch (const DataError& e) {
+        throw DataError(who + " (" + row.video.u8string() + "): " + e.what());
+    }
+}
+
 std::vector<CandidateScore> score_manifest(const Manifest& m, const ScoreConfig& cfg) {
     cfg.check();
     std::vector<CandidateScore> out;
@@ -373,29 +399,7 @@ std::vector<CandidateScore> score_manifest(const Manifest& m, const ScoreConfig&
     popts.unit = "videos";
     Progress progress("score", static_cast<int64_t>(m.rows.size()), popts);
     for (const auto& row : m.rows) {
-        const std::string who = m.path.u8string() + ": row '" + row.id + "'";
-        if (row.video.empty()) throw DataError(who + ": no video (the `video` column is absent or blank)");
-        if (row.keypoints.empty())
-            throw DataError(who +
-                            ": no keypoints (the `keypoints` column is absent or blank); hint: run DWPose on "
-                            "the candidate videos first");
-        std::vector<cv::Mat> frames;
-        pose::PoseSequence kp;
-        try {
-            frames = media::read_frames_bgr(row.video);
-        } catch (const Error& e) {
-            throw DataError(who + ": video " + row.video.u8string() + ": " + e.what());
-        }
-        try {
-            kp = pose::read_keypoints(row.keypoints);
-        } catch (const Error& e) {
-            throw DataError(who + ": keypoints " + row.keypoints.u8string() + ": " + e.what());
-        }
-        try {
-            out.push_back(score_candidate(row.id, row.get("group"), frames, kp, cfg));
-        } catch (const DataError& e) {
-            throw DataError(who + " (" + row.video.u8string() + "): " + e.what());
-        }
+        out.push_back(score_row(m, row, cfg));
         progress.advance(1, "score=" + std::to_string(out.back().score).substr(0, 5));
     }
     progress.finish();

@@ -51,7 +51,42 @@ double finite(double v) { return std::isfinite(v) ? v : -1.0; }
 
 }  // namespace
 
-void write_scores(const fs::path& out_dir, const std::vector<CandidateScore>& scores) {
+json score_to_json(const CandidateScore& s) {
+    json stats = json::object();
+    for (const auto& [k, v] : s.stats) stats[k] = finite(v);
+    json frames = json::array();
+    for (const auto& f : s.frames) {
+        json jf = {{"frame", f.frame}};
+        FrameScore copy = f;
+        for (const char* k : kFrameKeys) jf[k] = finite(*frame_field(copy, k));
+        frames.push_back(std::move(jf));
+    }
+    return {{"id", s.id},     {"group", s.group},          {"score", finite(s.score)},
+            {"pass", s.pass}, {"stats", std::move(stats)}, {"frames", std::move(frames)}};
+}
+
+CandidateScore score_from_json(const json& j, const std::string& where) {
+    try {
+        CandidateScore s;
+        s.id = j.at("id").get<std::string>();
+        s.group = j.at("group").get<std::string>();
+        s.score = j.at("score").get<double>();
+        s.pass = j.at("pass").get<bool>();
+        for (const auto& [k, v] : j.at("stats").items()) s.stats[k] = v.get<double>();
+        for (const auto& jf : j.at("frames")) {
+            FrameScore f;
+            f.frame = jf.at("frame").get<int64_t>();
+            for (const char* k : kFrameKeys) *frame_field(f, k) = jf.at(k).get<double>();
+            s.frames.push_back(f);
+        }
+        return s;
+    } catch (const json::exception& e) {
+        throw DataError(where + ": " + e.what());
+    }
+}
+
+void write_scores(const fs::path& out_dir, const std::vector<CandidateScore>& scores,
+                  const std::vector<RowFailure>& failed) {
     std::set<std::string> keys;
     for (const auto& s : scores)
         for (const auto& [k, v] : s.stats) keys.insert(k);
@@ -67,29 +102,20 @@ void write_scores(const fs::path& out_dir, const std::vector<CandidateScore>& sc
             csv << ',' << (it == s.stats.end() ? std::string() : num(it->second));
         }
         csv << '\n';
-        json stats = json::object();
-        for (const auto& [k, v] : s.stats) stats[k] = finite(v);
-        json frames = json::array();
-        for (const auto& f : s.frames) {
-            json jf = {{"frame", f.frame}};
-            FrameScore copy = f;
-            for (const char* k : kFrameKeys) jf[k] = finite(*frame_field(copy, k));
-            frames.push_back(std::move(jf));
-        }
-        arr.push_back({{"id", s.id},
-                       {"group", s.group},
-                       {"score", finite(s.score)},
-                       {"pass", s.pass},
-                       {"stats", std::move(stats)},
-                       {"frames", std::move(frames)}});
+        arr.push_back(score_to_json(s));
     }
-    const json doc = {{"format", "ipa-curate-scores"}, {"version", 1}, {"candidates", std::move(arr)}};
+    json fails = json::array();
+    for (const auto& f : failed) fails.push_back({{"id", f.id}, {"error", f.reason}});
+    const json doc = {
+        {"format", "ipa-curate-scores"}, {"version", 1}, {"candidates", std::move(arr)}, {"failed", std::move(fails)}};
     fs::create_directories(out_dir);
     write_file_atomic(out_dir / "scores.csv", csv.str());
     write_file_atomic(out_dir / "scores.json", doc.dump(1) + "\n");
 }
 
-std::vector<CandidateScore> read_scores(const fs::path& scores_json) {
+namespace {
+
+json read_scores_doc(const fs::path& scores_json) {
     const std::string src = scores_json.u8string();
     json doc;
     try {
@@ -97,33 +123,39 @@ std::vector<CandidateScore> read_scores(const fs::path& scores_json) {
     } catch (const json::exception& e) {
         throw DataError(src + ": not valid JSON (" + e.what() + ")");
     }
+    if (!doc.is_object() || doc.value("format", "") != "ipa-curate-scores")
+        throw DataError(src +
+                        ": not a scores file (expected \"format\": \"ipa-curate-scores\"); hint: write it "
+                        "with `ipa-curate score`");
+    return doc;
+}
+
+}  // namespace
+
+std::vector<CandidateScore> read_scores(const fs::path& scores_json) {
+    const std::string src = scores_json.u8string();
+    const json doc = read_scores_doc(scores_json);
     std::vector<CandidateScore> out;
-    std::string where = src;
     try {
-        if (!doc.is_object() || doc.value("format", "") != "ipa-curate-scores")
-            throw DataError(src +
-                            ": not a scores file (expected \"format\": \"ipa-curate-scores\"); hint: write it "
-                            "with `ipa-curate score`");
         const auto& arr = doc.at("candidates");
-        for (size_t i = 0; i < arr.size(); ++i) {
-            where = src + ": candidates[" + std::to_string(i) + "]";
-            const auto& j = arr.at(i);
-            CandidateScore s;
-            s.id = j.at("id").get<std::string>();
-            s.group = j.at("group").get<std::string>();
-            s.score = j.at("score").get<double>();
-            s.pass = j.at("pass").get<bool>();
-            for (const auto& [k, v] : j.at("stats").items()) s.stats[k] = v.get<double>();
-            for (const auto& jf : j.at("frames")) {
-                FrameScore f;
-                f.frame = jf.at("frame").get<int64_t>();
-                for (const char* k : kFrameKeys) *frame_field(f, k) = jf.at(k).get<double>();
-                s.frames.push_back(f);
-            }
-            out.push_back(std::move(s));
-        }
+        for (size_t i = 0; i < arr.size(); ++i)
+            out.push_back(score_from_json(arr.at(i), src + ": candidates[" + std::to_string(i) + "]"));
     } catch (const json::exception& e) {
-        throw DataError(where + ": " + e.what());
+        throw DataError(src + ": " + e.what());
+    }
+    return out;
+}
+
+std::vector<RowFailure> read_score_failures(const fs::path& scores_json) {
+    const std::string src = scores_json.u8string();
+    const json doc = read_scores_doc(scores_json);
+    std::vector<RowFailure> out;
+    if (!doc.contains("failed")) return out;
+    try {
+        for (const auto& f : doc.at("failed"))
+            out.push_back({f.at("id").get<std::string>(), f.at("error").get<std::string>()});
+    } catch (const json::exception& e) {
+        throw DataError(src + ": failed: " + e.what());
     }
     return out;
 }

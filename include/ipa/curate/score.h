@@ -26,10 +26,12 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <opencv2/core/mat.hpp>
 #include <string>
 #include <vector>
 
+#include "ipa/curate/batch.h"
 #include "ipa/curate/manifest.h"
 #include "ipa/pose/keypoints.h"
 
@@ -105,16 +107,45 @@ CandidateScore score_candidate(const std::string& id, const std::string& group, 
 /// from its stored signals under `cfg` (for re-thresholding a scores.json).
 void rescore(CandidateScore& s, const ScoreConfig& cfg);
 
-/// Scores every row: reads its `video` and `keypoints`; the group is the row's `group`
-/// column (empty if absent). Logs progress. A missing/corrupt video or keypoints, or a
-/// row without those columns → ipa::DataError naming the row id and the file.
+/// Scores one row of `m`: reads its `video` and `keypoints`; the group is the row's `group`
+/// column (empty if absent). A missing/corrupt video or keypoints, or a row without those
+/// columns → ipa::DataError naming the manifest, the row id and the file.
+CandidateScore score_row(const Manifest& m, const ManifestRow& row, const ScoreConfig& cfg);
+
+/// Scores every row (score_row), stopping at the first bad one (its DataError). Logs progress.
 std::vector<CandidateScore> score_manifest(const Manifest& m, const ScoreConfig& cfg);
 
+/// What score_batch() did.
+struct ScoreBatchResult {
+    BatchReport batch;
+    std::vector<CandidateScore> scores;  ///< the ok rows, manifest order
+};
+
+/// `ipa-curate score` at scale (batch.h): every row through run_batch() with the progress
+/// file out_dir/scores.progress.jsonl (unless `opts.progress_file` names another); a row is
+/// redone when its video, keypoints, row fields or `cfg` changed. Unless interrupted, writes
+/// write_scores(out_dir, ok rows, failed rows) and out_dir/failures.csv. `opts.verb` is "score".
+ScoreBatchResult score_batch(const Manifest& m, const ScoreConfig& cfg, const std::filesystem::path& out_dir,
+                             BatchOptions opts = {});
+
+/// Every setting of `cfg`, as text (part of score_batch()'s row fingerprints).
+std::string config_fingerprint(const ScoreConfig& cfg);
+
+/// One candidate as in scores.json's `candidates` (non-finite numbers become -1), and back
+/// (ipa::DataError prefixed with `where`).
+nlohmann::json score_to_json(const CandidateScore& s);
+CandidateScore score_from_json(const nlohmann::json& j, const std::string& where);
+
 /// Writes out_dir/scores.csv (one row per candidate: id, group, score, pass, stats) and
-/// out_dir/scores.json (everything, with per-frame detail); both atomic.
-void write_scores(const std::filesystem::path& out_dir, const std::vector<CandidateScore>& scores);
+/// out_dir/scores.json (everything, with per-frame detail, and `failed`: the rows that could
+/// not be scored, `[{"id", "error"}]`); both atomic.
+void write_scores(const std::filesystem::path& out_dir, const std::vector<CandidateScore>& scores,
+                  const std::vector<RowFailure>& failed = {});
 
 /// Reads a scores.json written by write_scores(); ipa::DataError naming the file and key.
 std::vector<CandidateScore> read_scores(const std::filesystem::path& scores_json);
+
+/// The `failed` list of a scores.json (empty when it has none).
+std::vector<RowFailure> read_score_failures(const std::filesystem::path& scores_json);
 
 }  // namespace ipa::curate
