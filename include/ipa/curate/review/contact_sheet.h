@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "ipa/curate/batch.h"
 #include "ipa/curate/manifest.h"
 #include "ipa/curate/score.h"
 #include "ipa/pose/hand_mask.h"
@@ -74,15 +75,25 @@ ContactSheet make_contact_sheet(const ManifestRow& row, const CandidateScore* sc
 /// Writes a PNG atomically (temporary name, then rename); ipa::DataError naming the path.
 void write_png_atomic(const std::filesystem::path& path, const cv::Mat& image);
 
-/// What write_contact_sheets() wrote.
+/// What write_contact_sheets() / sheets_batch() wrote.
 struct SheetsReport {
     std::filesystem::path dir;
-    int64_t written = 0;
+    int64_t written = 0;                       ///< sheets of this run (sheets_batch: + resumed ones)
     std::vector<std::filesystem::path> files;  ///< in ranking order
+    BatchReport batch;                         ///< sheets_batch() only
 };
 
-/// One sheet per manifest row, out_dir / sheet_filename(id), with a progress display.
+/// One sheet per manifest row, out_dir / sheet_filename(id), with a progress display;
+/// stops at the first row that fails (its exception).
 SheetsReport write_contact_sheets(const Manifest& m, const std::vector<CandidateScore>& scores,
                                   const std::filesystem::path& out_dir, const SheetOptions& opts = {});
+
+/// `ipa-curate sheets` at scale (ipa/curate/batch.h): one sheet per row through run_batch()
+/// with the progress file out_dir/sheets.progress.jsonl (unless `batch.progress_file` names
+/// another). A bad row is recorded and the others go on; a row is redone when its video,
+/// keypoints, row fields, score or `opts` changed or its PNG is gone. Unless interrupted,
+/// writes out_dir/failures.csv. ipa::DataError (before any work) for scores of another manifest.
+SheetsReport sheets_batch(const Manifest& m, const std::vector<CandidateScore>& scores,
+                          const std::filesystem::path& out_dir, const SheetOptions& opts = {}, BatchOptions batch = {});
 
 }  // namespace ipa::curate::review
