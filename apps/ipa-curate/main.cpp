@@ -1,10 +1,12 @@
 // ipa-curate: build, score, review and select preference candidates.
 //   ipa-curate synth --out DIR --clips N --seed S [--candidates K --frames F --size HxW]
-//   ipa-curate score --manifest M [--config C] --out DIR
+//   ipa-curate score --manifest M [--config C] --out DIR [--jobs N --fail-fast --restart]
 //   ipa-curate pairs --scores S.json [--window W] [--config C]
 //   ipa-curate render-pose --keypoints K --out pose.mp4 [--size HxW --no-hands --no-face]
 //   ipa-curate masks --keypoints K --out DIR [--shape box|hull --padding P --size HxW]
-//   ipa-curate sheets --manifest M --scores S --out DIR [--frames N --tile-height H]
+//   ipa-curate sheets --manifest M --scores S --out DIR [--frames N --tile-height H --jobs N --fail-fast --restart]
+// score and sheets go past bad rows (recorded in the outputs), resume from their progress file
+// and exit 7 when a row failed, 130 when interrupted (ipa/curate/batch.h).
 //   ipa-curate index --manifest M --scores S [--sheets DIR] [--decisions D] --out index.html
 //   ipa-curate mark ID good|bad|skip|undo --manifest M --decisions D [--note TEXT]
 //   ipa-curate review --manifest M --scores S --decisions D [--sheets DIR]
@@ -15,12 +17,15 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 
 #include "ipa/core/error.h"
 #include "ipa/core/logging.h"
+#include "ipa/curate/batch.h"
 #include "ipa/curate/manifest.h"
 #include "ipa/curate/pairs.h"
 #include "ipa/curate/review/contact_sheet.h"
@@ -45,6 +50,41 @@ std::string default_reviewer() {
 
 ipa::curate::ScoreConfig score_config(const std::string& path) {
     return path.empty() ? ipa::curate::ScoreConfig{} : ipa::curate::ScoreConfig::from_yaml(path);
+}
+
+std::atomic<bool> g_stop{false};
+extern "C" void on_stop_signal(int) { g_stop = true; }
+
+/// SIGINT/SIGTERM let the rows in flight finish (a second one kills at once).
+void install_stop_handler(ipa::curate::BatchOptions& opts) {
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESETHAND;
+    ::sigaction(SIGINT, &sa, nullptr);
+    ::sigaction(SIGTERM, &sa, nullptr);
+    opts.stop = [] { return g_stop.load(); };
+}
+
+void add_batch_options(CLI::App* cmd, ipa::curate::BatchOptions& opts) {
+    cmd->add_option("--jobs", opts.jobs, "rows in parallel (default: hardware threads)")->check(CLI::NonNegativeNumber);
+    cmd->add_flag("--fail-fast", opts.fail_fast, "stop at the first bad row (exit code of its error)");
+    cmd->add_flag("--restart", opts.restart, "ignore the progress file of an earlier run; redo every row");
+}
+
+/// Summary, failures and the exit code of a batch verb.
+int batch_exit(const ipa::curate::BatchReport& b, const std::string& out) {
+    std::cout << b.summary() << "\n";
+    const auto failures = b.failures();
+    constexpr std::size_t kShown = 20;
+    for (std::size_t i = 0; i < std::min(failures.size(), kShown); ++i)
+        std::cout << fmt::format("  failed {}: {}\n", failures[i].id, failures[i].reason);
+    if (failures.size() > kShown) std::cout << fmt::format("  ... {} more\n", failures.size() - kShown);
+    if (b.interrupted) {
+        std::cout << "interrupted: rerun the same command to resume (finished rows are kept)\n";
+        return ipa::curate::kExitInterrupted;
+    }
+    if (!failures.empty()) std::cout << fmt::format("{} failed rows listed in {}/failures.csv\n", failures.size(), out);
+    return failures.empty() ? 0 : ipa::curate::kExitRowsFailed;
 }
 
 }  // namespace
@@ -72,6 +112,8 @@ int main(int argc, char** argv) {
     score->add_option("--manifest", manifest, "candidate manifest (CSV)")->required();
     score->add_option("--config", config, "YAML with a `score:` section (default: built-in weights)");
     score->add_option("--out", out, "output directory for scores.csv and scores.json")->required();
+    ipa::curate::BatchOptions batch_opts;
+    add_batch_options(score, batch_opts);
 
     ipa::curate::PairStatsOptions pair_opts;
     auto* pairs = app.add_subcommand("pairs", "Pair statistics over candidates of the same clip (how many DPO pairs)");
@@ -105,6 +147,7 @@ int main(int argc, char** argv) {
     sheets->add_option("--out", out, "output directory")->required();
     sheets->add_option("--frames", sheet_opts.frames, "sampled frames per sheet");
     sheets->add_option("--tile-height", sheet_opts.tile_height, "height of each frame tile (px)");
+    add_batch_options(sheets, batch_opts);
 
     auto* index = app.add_subcommand("index", "A static HTML page over the candidates (opens from disk)");
     index->add_option("--manifest", manifest, "candidate manifest")->required();
@@ -152,13 +195,16 @@ int main(int argc, char** argv) {
             for (const auto& [defect, n] : r.defects) std::cout << fmt::format("  {:<16} {}\n", defect, n);
         } else if (*score) {
             const auto cfg = score_config(config);
-            const auto s = ipa::curate::score_manifest(ipa::curate::read_manifest(manifest), cfg);
-            ipa::curate::write_scores(out, s);
-            int64_t pass = 0;
-            for (const auto& c : s) pass += c.pass ? 1 : 0;
-            std::cout << fmt::format(
-                "scored {} candidates, {} pass (threshold {})\nwrote {}/scores.csv and {}/scores.json\n", s.size(),
-                pass, cfg.threshold, out, out);
+            install_stop_handler(batch_opts);
+            const auto r = ipa::curate::score_batch(ipa::curate::read_manifest(manifest), cfg, out, batch_opts);
+            if (!r.batch.interrupted) {
+                int64_t pass = 0;
+                for (const auto& c : r.scores) pass += c.pass ? 1 : 0;
+                std::cout << fmt::format(
+                    "scored {} candidates, {} pass (threshold {})\nwrote {}/scores.csv and {}/scores.json\n",
+                    r.scores.size(), pass, cfg.threshold, out, out);
+            }
+            return batch_exit(r.batch, out);
         } else if (*pairs) {
             const auto s = ipa::curate::read_scores(scores);
             std::cout << ipa::curate::format_pair_stats(
@@ -175,9 +221,11 @@ int main(int argc, char** argv) {
                                      r.written[0].string(), r.frames, r.height, r.width, 100 * r.hand_fraction,
                                      r.written[1].string(), fmt::join(r.latent_shape, "x"));
         } else if (*sheets) {
-            const auto r = review::write_contact_sheets(ipa::curate::read_manifest(manifest),
-                                                        ipa::curate::read_scores(scores), out, sheet_opts);
-            std::cout << fmt::format("wrote {} contact sheets to {}\n", r.written, out);
+            install_stop_handler(batch_opts);
+            const auto r = review::sheets_batch(ipa::curate::read_manifest(manifest), ipa::curate::read_scores(scores),
+                                                out, sheet_opts, batch_opts);
+            if (!r.batch.interrupted) std::cout << fmt::format("wrote {} contact sheets to {}\n", r.written, out);
+            return batch_exit(r.batch, out);
         } else if (*index) {
             review::IndexOptions iopts;
             if (!sheets_dir.empty()) iopts.sheets_dir = sheets_dir;
