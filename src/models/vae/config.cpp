@@ -7,8 +7,10 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 
+#include "ipa/core/atomic_file.h"
 #include "ipa/core/config.h"
 #include "ipa/core/error.h"
 #include "ipa/io/checkpoint.h"
@@ -125,6 +127,65 @@ VaeConfig VaeConfig::preset(const std::string& name) {
     return c;
 }
 
+namespace {
+
+// diffusers saves AutoencoderKLWan as a folder with config.json next to the weights. The
+// shapes give the architecture; config.json adds the latent statistics (latents_mean /
+// latents_std, any z_dim) and names the variants this VAE does not implement. Returns false
+// when there is no AutoencoderKLWan config.json next to the checkpoint's files.
+bool apply_diffusers_config(VaeConfig& c, const io::Checkpoint& ckpt) {
+    const auto files = ckpt.files();
+    if (files.empty()) return false;
+    const auto path = files.front().parent_path() / "config.json";
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) return false;
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(read_file(path));
+    } catch (const nlohmann::json::exception& e) {
+        throw CheckpointError(fmt::format("'{}' is not valid JSON ({})", path.string(), e.what()));
+    }
+    if (j.value("_class_name", std::string()) != "AutoencoderKLWan") return false;
+    auto fail = [&](const std::string& what) {
+        throw CheckpointError(fmt::format("'{}' (AutoencoderKLWan): {}", path.string(), what));
+    };
+    try {
+        // Wan 2.2-style variants: residual blocks with avg/dup shortcuts, patchified input.
+        if (j.value("is_residual", false)) fail("is_residual true (Wan 2.2 VAE) is not supported");
+        if (j.contains("patch_size") && !j["patch_size"].is_null()) fail("patch_size " + j["patch_size"].dump());
+        if (j.contains("decoder_base_dim") && !j["decoder_base_dim"].is_null() &&
+            j["decoder_base_dim"].get<int64_t>() != c.dim) {
+            fail(fmt::format("decoder_base_dim {} != base_dim {}", j["decoder_base_dim"].dump(), c.dim));
+        }
+        if (j.value("in_channels", 3) != 3 || j.value("out_channels", 3) != 3) fail("in/out_channels must be 3");
+        // diffusers' decoder has no attention in its up blocks: attn_scales would differ from Wan.
+        if (!j.value("attn_scales", std::vector<double>{}).empty()) {
+            fail("attn_scales " + j["attn_scales"].dump() + ": diffusers' decoder omits the up-block attention");
+        }
+        if (j.value("base_dim", c.dim) != c.dim)
+            fail(fmt::format("base_dim {} != weights' {}", j["base_dim"].dump(), c.dim));
+        if (j.value("z_dim", c.z_dim) != c.z_dim)
+            fail(fmt::format("z_dim {} != weights' {}", j["z_dim"].dump(), c.z_dim));
+        if (j.value("dim_mult", c.dim_mult) != c.dim_mult) fail("dim_mult " + j["dim_mult"].dump() + " != weights'");
+        if (j.value("num_res_blocks", c.num_res_blocks) != c.num_res_blocks) fail("num_res_blocks != weights'");
+        if (j.value("temperal_downsample", c.temperal_downsample) != c.temperal_downsample) {
+            fail("temperal_downsample " + j["temperal_downsample"].dump() + " != weights'");
+        }
+        if (j.contains("latents_mean")) c.latent_mean = j["latents_mean"].get<std::vector<double>>();
+        if (j.contains("latents_std")) c.latent_std = j["latents_std"].get<std::vector<double>>();
+        if (c.latent_mean.size() != static_cast<std::size_t>(c.z_dim) ||
+            c.latent_std.size() != static_cast<std::size_t>(c.z_dim)) {
+            fail(fmt::format("latents_mean/latents_std have {}/{} values, z_dim is {}", c.latent_mean.size(),
+                             c.latent_std.size(), c.z_dim));
+        }
+    } catch (const nlohmann::json::exception& e) {
+        fail(e.what());
+    }
+    return true;
+}
+
+}  // namespace
+
 VaeConfig VaeConfig::detect(const io::Checkpoint& ckpt) {
     const VaeKeyMap map(ckpt);
     std::map<std::string, std::vector<int64_t>> shapes;  // original names
@@ -191,7 +252,8 @@ VaeConfig VaeConfig::detect(const io::Checkpoint& ckpt) {
                                               ckpt.description(), fmt::join(blocks_per_level, ", ")));
         }
     }
-    if (c.z_dim != 16) {
+    const bool diffusers_stats = apply_diffusers_config(c, ckpt);
+    if (!diffusers_stats && c.z_dim != 16) {
         throw CheckpointError(
             fmt::format("'{}': z_dim {} — the latent statistics are only known for Wan 2.1's "
                         "z_dim 16; give a YAML config with latent_mean/latent_std",

@@ -47,8 +47,10 @@ struct VaeConfig {
     static VaeConfig preset(const std::string& name);
     /// Infers the architecture from tensor shapes in any key spelling loader.h accepts
     /// (dim, z_dim, dim_mult, num_res_blocks, temporal flags, attention scales). The
-    /// latent statistics are the official ones when z_dim is 16; CheckpointError otherwise
-    /// or when the file is not a Wan 2.1 VAE.
+    /// latent statistics come from a diffusers `config.json` next to the files
+    /// (`AutoencoderKLWan`: `latents_mean` / `latents_std`, checked against the shapes; Wan 2.2
+    /// variants refused), else they are the official ones when z_dim is 16; CheckpointError
+    /// otherwise or when the file is not a Wan 2.1 VAE.
     static VaeConfig detect(const io::Checkpoint& ckpt);
 
     std::string to_yaml() const;
