@@ -178,9 +178,10 @@ def gen_vae(out_dir):
 UMT5_CONFIG = dict(vocab_size=608, d_model=32, d_kv=12, num_heads=3, d_ff=48, num_layers=3,
                    relative_attention_num_buckets=32, relative_attention_max_distance=20, layer_norm_epsilon=1e-6,
                    feed_forward_proj='gated-gelu', dropout_rate=0.0)
-UMT5_PROMPTS = ['A red fox jumps over a frozen river at dawn, cinematic lighting, 4k.',
+# Pieces the small spiece.model has for both tokenizers (see the tokenizer part for where they differ).
+UMT5_PROMPTS = ['a red fox jumps over a river at dawn, cinematic lighting, slow motion.',
                 'two people dance in the rain',
-                'Close-up: a chef slices (very thin) cucumbers; steam rises — 30 fps, slow motion, shallow depth.']
+                'close up, a chef slices very thin cucumbers, steam rises, 30 fps, shallow depth of field, warm light.']
 
 
 def umt5_randomise(model, gen):
@@ -218,11 +219,31 @@ class umt5_float64:
         self.mu.UMT5LayerNorm.forward = self.orig
 
 
-def hf_tokenizer(spiece):
-    from transformers import T5TokenizerFast
-    # The umT5 layout: no extra ids beyond the SentencePiece pieces (google/umt5-xxl adds 384 as
-    # added tokens; see the README).
-    return T5TokenizerFast(vocab_file=spiece, extra_ids=0)
+def hf_tokenizer(spiece, byte_fallback=True):
+    """The transformers tokenizer of a SentencePiece model, made the way AutoTokenizer makes one from a
+    folder holding only `spiece.model` (T5Tokenizer, converted to a `tokenizers` Unigram; extra_ids=0:
+    google/umt5-xxl adds its 384 <extra_id_N> as added tokens, see the README). transformers' T5
+    conversion leaves `byte_fallback` off although the model has byte pieces; with `byte_fallback`
+    the converted tokenizer.json is edited to say so (tokenizers >= 0.14 honours it)."""
+    import tempfile
+    from transformers import AutoTokenizer
+    d = tempfile.mkdtemp()
+    shutil.copy(spiece, d)
+    with open(os.path.join(d, 'tokenizer_config.json'), 'w') as f:
+        json.dump({'tokenizer_class': 'T5Tokenizer', 'extra_ids': 0}, f)
+    tok = AutoTokenizer.from_pretrained(d)
+    if byte_fallback:
+        tok.save_pretrained(d)
+        os.remove(os.path.join(d, 'spiece.model'))  # reload from tokenizer.json only
+        with open(os.path.join(d, 'tokenizer.json')) as f:
+            j = json.load(f)
+        assert j['model']['type'] == 'Unigram' and j['model'].get('byte_fallback') is False
+        j['model']['byte_fallback'] = True
+        with open(os.path.join(d, 'tokenizer.json'), 'w') as f:
+            json.dump(j, f)
+        tok = AutoTokenizer.from_pretrained(d)
+    shutil.rmtree(d)
+    return tok
 
 
 def gen_umt5(out_dir):
@@ -285,10 +306,83 @@ def gen_umt5(out_dir):
     return info, res
 
 
+# ---------------------------------------------------------------------------------------------
+# Tokenizer + prompt cleaning: upstream Wan's HuggingfaceTokenizer, executed from a Wan2.1 checkout
+
+TOKENIZER_PROMPTS = [
+    ('english', 'A woman in a red coat walks through a snowy forest, camera tracking, 4k, cinematic.'),
+    ('accents', 'Crème brûlée au café, señor Müller, Øresund, façade, naïve Zoë, Łódź, İstanbul.'),
+    ('decomposed_accents', 'Cafe\u0301 in Re\u0301sume\u0301 with n\u0303 and u\u0308ber.'),
+    ('emoji', 'A cat 🐱 dancing 💃🏽 with family 👨\u200d👩\u200d👧 under 🇯🇵 flags ✨🎉'),
+    ('chinese', '色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止'),
+    ('japanese_korean', '桜の木の下で猫が眠る。 한국어 문장도 있습니다.'),
+    ('whitespace', '  leading and\ttabs\t\tand\n\nnewlines\r\n and\u00a0nbsp\u3000ideographic   runs   '),
+    ('html_entities', 'Tom &amp; Jerry &lt;3 &quot;quoted&quot; it&#39;s &eacute;t&eacute; &amp;amp; &nbsp;x &#x1F600;'),
+    ('double_escaped', 'fish &amp;amp; chips &amp;lt;b&amp;gt; bold'),
+    ('html_with_tag', '<b>bold</b> &amp; &lt;i&gt; kept'),
+    ('curly_quotes', '\u201cHello,\u201d she said \u2018quietly\u2019 \u2014 it\u2019s a \u201ccinematic\u201d shot.'),
+    ('mojibake_utf8_as_latin1', 'cafÃ© crÃ¨me and naÃ¯ve piÃ±ata'),
+    ('mojibake_cp1252_quotes', 'â€œsmart quotesâ€\x9d and donâ€™t'),
+    ('ligatures_fullwidth', 'ﬁne ﬂowers ＡＢＣ ｆｕｌｌ ｗｉｄｔｈ １２３'),
+    ('c1_and_controls', 'price \x80 100 and \x93quoted\x94 text\x00 with\x07bell'),
+    ('terminal_escape', '\x1b[31mred text\x1b[0m normal'),
+    ('numbers_punct', 'Scene 3/4: 1,024×768 @ 30fps — 50% slower... (really?!) [v2.1] {a|b} #tag ~x^2'),
+    ('special_token_text', 'literal </s> and <pad> and <unk> in text'),
+    ('empty', ''),
+    ('only_whitespace', ' \t\n\u00a0 '),
+    ('long', ' '.join(['a slow dolly shot across a neon city street at night with rain reflections'] * 60)),
+]
+
+
+def load_upstream_tokenizers(wan_git, rev):
+    """wan/modules/tokenizers.py from the bare git dir, executed in a private module (ftfy, regex,
+    transformers imported by it from the venv). Returns (module, commit, sha256)."""
+    src = subprocess.check_output(['git', '--git-dir', wan_git, 'show', f'{rev}:wan/modules/tokenizers.py'])
+    commit = subprocess.check_output(['git', '--git-dir', wan_git, 'rev-parse', rev]).decode().strip()
+    mod = types.ModuleType('_wan_tokenizers')
+    exec(compile(src, 'wan/modules/tokenizers.py', 'exec'), mod.__dict__)
+    return mod, commit, hashlib.sha256(src).hexdigest()
+
+
+def gen_tokenizer(out_dir, wan_git, rev):
+    import ftfy
+    import tempfile
+    import transformers
+    up, commit, sha = load_upstream_tokenizers(wan_git, rev)
+    tmp = tempfile.mkdtemp()
+    hf_tokenizer(os.path.join(REPO, 'tests/fixtures/t5/spiece.model')).save_pretrained(tmp)
+    tok = up.HuggingfaceTokenizer(name=tmp, seq_len=512, clean='whitespace')  # as Wan's T5EncoderModel
+    no_ftfy, _, _ = load_upstream_tokenizers(wan_git, rev)  # a second copy: basic_clean without ftfy.fix_text
+    no_ftfy.ftfy = types.SimpleNamespace(fix_text=lambda t: t)
+    cases = []
+    for name, raw in TOKENIZER_PROMPTS:
+        ids, mask = tok([raw], return_mask=True)
+        n = int(mask.sum())
+        plain = no_ftfy.whitespace_clean(no_ftfy.basic_clean(raw))
+        t = tok.tokenizer([plain], padding='max_length', truncation=True, max_length=512)
+        plain_ids = t.input_ids[0][:sum(t.attention_mask[0])]
+        cases.append(dict(name=name, raw=raw, cleaned=tok._clean(raw), cleaned_without_ftfy=plain,
+                          ids=ids[0, :n].tolist(), ids_without_ftfy=plain_ids,
+                          ftfy_differs=tok._clean(raw) != plain))
+    shutil.rmtree(tmp)
+    meta = dict(generator='scripts/gen_interop_fixtures.py', wan_commit=commit, tokenizers_py_sha256=sha,
+                transformers=transformers.__version__, ftfy=ftfy.__version__,
+                tokenizer=type(tok.tokenizer).__name__ + ' of tests/fixtures/t5/spiece.model (extra_ids=0)',
+                text_len=512)
+    with open(os.path.join(out_dir, 'tokenizer_interop.json'), 'w', encoding='utf-8') as f:
+        json.dump(dict(meta=meta, cases=cases), f, ensure_ascii=False, indent=1)
+        f.write('\n')
+    for c in cases:
+        print(f"tokenizer {c['name']}: {len(c['ids'])} ids, ftfy differs: {c['ftfy_differs']}"
+              + (f" ({c['cleaned']!r} vs {c['cleaned_without_ftfy']!r})" if c['ftfy_differs'] else ''))
+    return meta, cases
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--out', required=True)
     ap.add_argument('--wan-git', help='bare git dir of github.com/Wan-Video/Wan2.1 (tokenizer part)')
+    ap.add_argument('--wan-rev', default='9737cba9c1c3c4d04b33fcad41c111989865d315')
     ap.add_argument('--only', choices=['vae', 'umt5', 'tokenizer'])
     args = ap.parse_args()
     torch.set_num_threads(1)  # reproducible reductions
@@ -297,6 +391,9 @@ def main():
         gen_vae(args.out)
     if args.only in (None, 'umt5'):
         gen_umt5(args.out)
+    if args.only in (None, 'tokenizer'):
+        assert args.wan_git, '--wan-git is needed for the tokenizer part'
+        gen_tokenizer(args.out, args.wan_git, args.wan_rev)
 
 
 if __name__ == '__main__':

@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <nlohmann/json.hpp>
 #include <regex>
 
+#include "ipa/core/atomic_file.h"
 #include "ipa/core/error.h"
 #include "ipa/io/checkpoint.h"
 
@@ -52,6 +54,56 @@ T5Config T5Config::preset(const std::string& name) {
     throw ConfigError(fmt::format("unknown T5 preset '{}' (known: umt5-xxl, tiny)", name));
 }
 
+namespace {
+
+// transformers saves UMT5EncoderModel / T5EncoderModel as a folder with config.json next to
+// the weights. The shapes give every size but `relative_attention_max_distance` and
+// `layer_norm_epsilon`; config.json has them. Values it shares with the shapes must agree.
+void apply_transformers_config(T5Config& c, const io::Checkpoint& ckpt) {
+    const auto files = ckpt.files();
+    if (files.empty()) return;
+    const auto path = files.front().parent_path() / "config.json";
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) return;
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(read_file(path));
+    } catch (const nlohmann::json::exception& e) {
+        throw CheckpointError(fmt::format("'{}' is not valid JSON ({})", path.string(), e.what()));
+    }
+    const auto type = j.value("model_type", std::string());
+    if (type != "umt5" && type != "t5" && type != "mt5") return;
+    auto fail = [&](const std::string& what) {
+        throw CheckpointError(
+            fmt::format("'{}' ({}) does not match the weights or Wan's encoder: {}", path.string(), type, what));
+    };
+    auto same = [&](const char* key, int64_t have) {
+        if (j.contains(key) && j[key].get<int64_t>() != have)
+            fail(fmt::format("{} {} != {}", key, j[key].dump(), have));
+    };
+    try {
+        same("d_model", c.dim);
+        same("d_ff", c.dim_ffn);
+        same("num_heads", c.num_heads);
+        same("num_layers", c.num_layers);
+        same("vocab_size", c.vocab);
+        same("relative_attention_num_buckets", c.num_buckets);
+        if (j.contains("d_kv")) same("d_kv", c.dim_attn / c.num_heads);
+        // Wan's FFN: fc2(fc1(x) * gelu_tanh(gate(x))) = transformers' gated "gelu_new".
+        const auto act = j.value("dense_act_fn", std::string("gelu_new"));
+        if (!j.value("is_gated_act", true) || (act != "gelu_new" && act != "gelu_pytorch_tanh")) {
+            fail("feed-forward " + j.value("feed_forward_proj", std::string("?")) + " / " + act +
+                 " (Wan's encoder is gated-gelu with the tanh GELU)");
+        }
+        c.max_dist = j.value("relative_attention_max_distance", c.max_dist);
+        c.eps = j.value("layer_norm_epsilon", c.eps);
+    } catch (const nlohmann::json::exception& e) {
+        fail(e.what());
+    }
+}
+
+}  // namespace
+
 T5Config T5Config::detect(const io::Checkpoint& ckpt) {
     auto fail = [&](const std::string& why) {
         throw CheckpointError(
@@ -96,6 +148,7 @@ T5Config T5Config::detect(const io::Checkpoint& ckpt) {
     if (pos.size() != 2) fail("relative position embedding is not [buckets, heads]");
     c.num_buckets = pos[0];
     c.num_heads = pos[1];
+    if (hf) apply_transformers_config(c, ckpt);
     try {
         c.validate();
     } catch (const ConfigError& e) {

@@ -35,7 +35,9 @@ struct T5Config {
     /// "umt5-xxl" or "tiny"; ConfigError otherwise.
     static T5Config preset(const std::string& name);
     /// Infers the architecture from tensor shapes (Wan or Hugging Face UMT5 names):
-    /// num_heads from the relative embedding [buckets, heads]. CheckpointError naming the
+    /// num_heads from the relative embedding [buckets, heads]; with Hugging Face names, a
+    /// transformers `config.json` next to the files adds `relative_attention_max_distance`
+    /// and `layer_norm_epsilon` (and must agree with the shapes). CheckpointError naming the
     /// file if the tensors are not a T5 encoder.
     static T5Config detect(const io::Checkpoint& ckpt);
 
