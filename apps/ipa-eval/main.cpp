@@ -1,5 +1,6 @@
 // ipa-eval: metrics of generated vs ground-truth videos.
 //   ipa-eval frames --gen DIR|MANIFEST.csv [--gt DIR] [--keypoints DIR] --out REPORT_DIR [--ssim disco|gaussian]
+//                   [--lpips-net alex|vgg --lpips-backbone alexnet-owt-7be5be79.pth --lpips-weights alex.pth]
 //   ipa-eval fid --gen DIR|MANIFEST.csv [--gt DIR] --inception pt_inception-2015-12-05-6726825d.pth --out REPORT_DIR
 //   ipa-eval compare A/metrics.json B/metrics.json [--charts DIR]
 
@@ -11,6 +12,7 @@
 #include "ipa/core/error.h"
 #include "ipa/core/logging.h"
 #include "ipa/eval/evaluate.h"
+#include "ipa/eval/lpips.h"
 #include "ipa/eval/report.h"
 
 namespace fs = std::filesystem;
@@ -29,16 +31,18 @@ std::vector<ipa::eval::VideoPair> pairs_of(const std::string& gen, const std::st
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"ipa-eval: PSNR/SSIM (whole frames and hand crops), FID of generated vs ground-truth videos"};
+    CLI::App app{"ipa-eval: PSNR/SSIM/LPIPS (whole frames and hand crops), FID of generated vs ground-truth videos"};
     app.require_subcommand(1);
     std::string log_level = "info";
     app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
 
     std::string gen, gt, kp, out, inception, ssim_setting = "disco", a_json, b_json;
+    std::string lpips_net = "alex", lpips_backbone, lpips_weights;
     ipa::eval::FrameEvalOptions fopts;
     ipa::eval::FidOptions fid_opts;
 
-    auto* frames = app.add_subcommand("frames", "PSNR and SSIM per frame, and on hand crops of the ground truth");
+    auto* frames =
+        app.add_subcommand("frames", "PSNR, SSIM (and LPIPS) per frame, and on hand crops of the ground truth");
     frames
         ->add_option("--gen", gen,
                      "folder of generated videos, or a CSV manifest (id, generated, ground_truth, "
@@ -51,6 +55,15 @@ int main(int argc, char** argv) {
     frames->add_option("--hand-min-side", fopts.hands.min_side, "smallest hand crop side (px)");
     frames->add_flag("--resize-generated", fopts.resize_generated,
                      "resize generated frames to the ground truth's size (bilinear, as DisCo) instead of failing");
+    frames->add_option("--lpips-net", lpips_net, "LPIPS trunk: alex (default, as the animation papers) | vgg");
+    auto* lpips_bb =
+        frames->add_option("--lpips-backbone", lpips_backbone,
+                           "torchvision state dict of the trunk: alexnet-owt-7be5be79.pth | "
+                           "vgg16-397923af.pth (LPIPS is computed when this and --lpips-weights are given)");
+    auto* lpips_w = frames->add_option("--lpips-weights", lpips_weights,
+                                       "lpips' lin layers: lpips/weights/v0.1/alex.pth | vgg.pth");
+    lpips_bb->needs(lpips_w);
+    lpips_w->needs(lpips_bb);
 
     auto* fid = app.add_subcommand("fid", "Frame FID with pytorch-fid's Inception (all frames pooled)");
     fid->add_option("--gen", gen, "folder of generated videos, or a CSV manifest")->required();
@@ -78,16 +91,23 @@ int main(int argc, char** argv) {
                 fopts.ssim = ipa::eval::SsimOptions::gaussian();
             else if (ssim_setting != "disco")
                 throw ipa::ConfigError("--ssim: expected disco or gaussian, got '" + ssim_setting + "'");
+            const auto net = ipa::eval::parse_lpips_net(lpips_net);
             const auto pairs = pairs_of(gen, gt, kp);
             ipa::eval::Report rep;
             rep.ssim_setting = ssim_setting;
+            if (!lpips_backbone.empty()) {
+                fopts.lpips = ipa::eval::load_lpips(net, lpips_backbone, lpips_weights).ptr();
+                rep.lpips_net = lpips_net;
+            }
             rep.videos = ipa::eval::evaluate_frames(pairs, fopts);
             ipa::eval::write_report(out, rep);
             const auto s = ipa::eval::summarize(rep.videos);
             std::cout << fmt::format(
-                "{} videos, {} frames: PSNR {:.3f}  SSIM {:.4f}  |  {} hand crops: PSNR-Hand {:.3f}  SSIM-Hand "
-                "{:.4f}\nwrote {}/metrics.json, per_video.csv, per_frame.csv, index.html, chart_*.png\n",
-                s.videos, s.frames, s.psnr, s.ssim, s.hand_crops, s.hand_psnr, s.hand_ssim, out);
+                "{} videos, {} frames: PSNR {:.3f}  SSIM {:.4f}{}  |  {} hand crops: PSNR-Hand {:.3f}  SSIM-Hand "
+                "{:.4f}{}\nwrote {}/metrics.json, per_video.csv, per_frame.csv, index.html, chart_*.png\n",
+                s.videos, s.frames, s.psnr, s.ssim, rep.lpips_net.empty() ? "" : fmt::format("  LPIPS {:.4f}", s.lpips),
+                s.hand_crops, s.hand_psnr, s.hand_ssim,
+                rep.lpips_net.empty() ? "" : fmt::format("  LPIPS-Hand {:.4f}", s.hand_lpips), out);
         } else if (*fid) {
             const auto pairs = pairs_of(gen, gt, "");
             ipa::eval::Report rep;

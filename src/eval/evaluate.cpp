@@ -15,6 +15,7 @@
 #include "ipa/curate/manifest.h"
 #include "ipa/eval/frechet.h"
 #include "ipa/eval/inception.h"
+#include "ipa/eval/lpips.h"
 #include "ipa/media/frames.h"
 #include "ipa/pose/keypoints.h"
 
@@ -75,6 +76,8 @@ double VideoFrameMetrics::mean_psnr() const { return mean_of(psnr); }
 double VideoFrameMetrics::mean_ssim() const { return mean_of(ssim); }
 double VideoFrameMetrics::mean_hand_psnr() const { return mean_of(hand_psnr); }
 double VideoFrameMetrics::mean_hand_ssim() const { return mean_of(hand_ssim); }
+double VideoFrameMetrics::mean_lpips() const { return mean_of(lpips); }
+double VideoFrameMetrics::mean_hand_lpips() const { return mean_of(hand_lpips); }
 
 std::vector<VideoPair> pairs_from_dirs(const fs::path& gen_dir, const fs::path& gt_dir, const fs::path& kp_dir) {
     const auto gen = list_videos(gen_dir, "generated");
@@ -164,12 +167,15 @@ VideoFrameMetrics evaluate_frames(const VideoPair& pair, const FrameEvalOptions&
         }
         r.psnr.push_back(psnr(gen[t], gt[t]));
         r.ssim.push_back(ssim(gen[t], gt[t], opts.ssim));
+        if (opts.lpips) r.lpips.push_back(lpips_distance(*opts.lpips, gen[t], gt[t]));
         if (!pair.keypoints.empty()) {
             for (const auto& box : hand_crop_boxes(kp.frames[t], gt[t].rows, gt[t].cols, opts.hands)) {
                 const int win = opts.ssim.effective_win_size();
                 if (box.width < win || box.height < win) continue;  // frame smaller than the SSIM window
                 r.hand_psnr.push_back(psnr(gen[t](box), gt[t](box)));
                 r.hand_ssim.push_back(ssim(gen[t](box).clone(), gt[t](box).clone(), opts.ssim));
+                if (opts.lpips && std::min(box.width, box.height) >= opts.lpips->min_side())
+                    r.hand_lpips.push_back(lpips_distance(*opts.lpips, gen[t](box).clone(), gt[t](box).clone()));
             }
         }
     }
@@ -191,7 +197,7 @@ std::vector<VideoFrameMetrics> evaluate_frames(const std::vector<VideoPair>& pai
 
 FrameSummary summarize(const std::vector<VideoFrameMetrics>& results) {
     FrameSummary s;
-    std::vector<double> psnr, ssim, hp, hs, vp, vs;
+    std::vector<double> psnr, ssim, hp, hs, vp, vs, lp, hl, vl;
     for (const auto& r : results) {
         psnr.insert(psnr.end(), r.psnr.begin(), r.psnr.end());
         ssim.insert(ssim.end(), r.ssim.begin(), r.ssim.end());
@@ -199,12 +205,16 @@ FrameSummary summarize(const std::vector<VideoFrameMetrics>& results) {
         hs.insert(hs.end(), r.hand_ssim.begin(), r.hand_ssim.end());
         vp.push_back(r.mean_psnr());
         vs.push_back(r.mean_ssim());
+        lp.insert(lp.end(), r.lpips.begin(), r.lpips.end());
+        hl.insert(hl.end(), r.hand_lpips.begin(), r.hand_lpips.end());
+        if (!r.lpips.empty()) vl.push_back(r.mean_lpips());
     }
     s.videos = static_cast<int64_t>(results.size());
     s.frames = static_cast<int64_t>(psnr.size());
     s.hand_crops = static_cast<int64_t>(hp.size());
     s.psnr = mean_of(psnr), s.ssim = mean_of(ssim), s.hand_psnr = mean_of(hp), s.hand_ssim = mean_of(hs);
     s.psnr_video_mean = mean_of(vp), s.ssim_video_mean = mean_of(vs);
+    s.lpips = mean_of(lp), s.hand_lpips = mean_of(hl), s.lpips_video_mean = mean_of(vl);
     return s;
 }
 

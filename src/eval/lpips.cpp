@@ -149,15 +149,15 @@ torch::Tensor lpips_input(const cv::Mat& bgr) {
         .sub(1);
 }
 
-double lpips_distance(Lpips& net, const cv::Mat& a_bgr, const cv::Mat& b_bgr) {
+double lpips_distance(LpipsImpl& net, const cv::Mat& a_bgr, const cv::Mat& b_bgr) {
     if (a_bgr.size() != b_bgr.size())
         throw DataError(fmt::format("LPIPS: frames of different sizes ({}x{} and {}x{})", a_bgr.cols, a_bgr.rows,
                                     b_bgr.cols, b_bgr.rows));
-    if (std::min(a_bgr.rows, a_bgr.cols) < net->min_side())
+    if (std::min(a_bgr.rows, a_bgr.cols) < net.min_side())
         throw DataError(fmt::format("LPIPS {}: a {}x{} frame is smaller than the network's {} px",
-                                    lpips_net_name(net->net()), a_bgr.cols, a_bgr.rows, net->min_side()));
+                                    lpips_net_name(net.net()), a_bgr.cols, a_bgr.rows, net.min_side()));
     torch::NoGradGuard ng;
-    return net->forward(lpips_input(a_bgr), lpips_input(b_bgr)).item<double>();
+    return net.forward(lpips_input(a_bgr), lpips_input(b_bgr)).item<double>();
 }
 
 }  // namespace ipa::eval

@@ -38,26 +38,31 @@ constexpr int kChartWidth = 720;
 struct MetricDef {
     const char* key;    ///< metrics.json key, chart file chart_<key>.png
     const char* title;  ///< as in the HTML tables
+    bool higher_is_better;
 };
-constexpr MetricDef kChartMetrics[] = {
-    {"psnr", "PSNR"}, {"ssim", "SSIM"}, {"hand_psnr", "PSNR-Hand"}, {"hand_ssim", "SSIM-Hand"}};
+constexpr MetricDef kChartMetrics[] = {{"psnr", "PSNR", true},           {"ssim", "SSIM", true},
+                                       {"hand_psnr", "PSNR-Hand", true}, {"hand_ssim", "SSIM-Hand", true},
+                                       {"lpips", "LPIPS", false},        {"hand_lpips", "LPIPS-Hand", false}};
 
 double video_metric(const VideoFrameMetrics& v, const std::string& key) {
     if (key == "psnr") return v.mean_psnr();
     if (key == "ssim") return v.mean_ssim();
     if (key == "hand_psnr") return v.mean_hand_psnr();
+    if (key == "lpips") return v.mean_lpips();
+    if (key == "hand_lpips") return v.mean_hand_lpips();
     return v.mean_hand_ssim();
 }
 
-/// One bar chart per series of values by id: ids sorted by the first series, worst (lowest)
-/// first, the ones without a value last; at most kMaxBars.
+/// One bar chart per series of values by id: ids sorted by the first series, worst (lowest, or
+/// highest when !higher_is_better) first, the ones without a value last; at most kMaxBars.
 plot::BarChart sorted_bars(const std::string& title, const std::vector<std::string>& ids,
-                           const std::vector<plot::BarSeries>& series) {
+                           const std::vector<plot::BarSeries>& series, bool higher_is_better = true) {
     std::vector<std::size_t> order(ids.size());
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
     const auto& key = series.front().values;
     std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-        return key[a] < key[b] || (std::isfinite(key[a]) && !std::isfinite(key[b]));
+        const bool worse = higher_is_better ? key[a] < key[b] : key[a] > key[b];
+        return worse || (std::isfinite(key[a]) && !std::isfinite(key[b]));
     });
     const std::size_t n = std::min(order.size(), kMaxBars);
     plot::BarChart chart;
@@ -84,11 +89,33 @@ std::string write_metric_charts(const fs::path& out_dir, const std::vector<Video
         for (const auto& v : videos) values.values.push_back(video_metric(v, m.key));
         if (!any_finite(values.values)) continue;
         const auto file = fmt::format("chart_{}.png", m.key);
-        const auto chart = sorted_bars(fmt::format("{} per video, worst first", m.title), ids, {values});
+        const auto chart =
+            sorted_bars(fmt::format("{} per video, worst first", m.title), ids, {values}, m.higher_is_better);
         plot::write_png(out_dir / file, chart.render(kChartWidth));
         html += fmt::format("<p><img src=\"{}\" alt=\"{} per video\"></p>\n", file, m.title);
     }
     return html.empty() ? html : "<h2>Charts</h2>\n" + html;
+}
+
+/// LPIPS summary and setting keys of metrics.json.
+void add_lpips_json(nlohmann::json& j, const FrameSummary& s, const std::string& net) {
+    j["summary"]["lpips"] = num(s.lpips);
+    j["summary"]["hand_lpips"] = num(s.hand_lpips);
+    j["summary"]["lpips_video_mean"] = num(s.lpips_video_mean);
+    j["settings"]["lpips"] = fmt::format(
+        "lpips 0.1.4 LPIPS(net='{}', version='0.1') on RGB / 127.5 - 1; per frame and per hand crop of at "
+        "least the network's smallest input",
+        net);
+}
+
+/// ",<lpips>,<hand_lpips>" of a per_video.csv row (empty without LPIPS).
+std::string lpips_csv(const VideoFrameMetrics& v, bool has) {
+    return has ? fmt::format(",{},{}", csv_num(v.mean_lpips()), csv_num(v.mean_hand_lpips())) : "";
+}
+
+/// LPIPS cells of a row of the HTML video table (empty without LPIPS).
+std::string lpips_cells(const VideoFrameMetrics& v, bool has) {
+    return has ? fmt::format("<td>{}</td><td>{}</td>", cell(v.mean_lpips(), 4), cell(v.mean_hand_lpips(), 4)) : "";
 }
 
 }  // namespace
@@ -118,8 +145,11 @@ void write_report(const fs::path& out_dir, const Report& rep) {
     j["settings"] = {{"ssim", rep.ssim_setting},
                      {"psnr", "DisCo: float64 MSE over H, W, C of uint8 frames; 100 when equal"},
                      {"hand_crops", "square around pose::hand_box of the ground truth's hand keypoints"}};
-    std::string per_video = "id,frames,psnr,ssim,hand_crops,hand_psnr,hand_ssim\n";
-    std::string per_frame = "id,frame,psnr,ssim\n";
+    const bool has_lpips = !rep.lpips_net.empty();
+    if (has_lpips) add_lpips_json(j, s, rep.lpips_net);
+    std::string per_video =
+        std::string("id,frames,psnr,ssim,hand_crops,hand_psnr,hand_ssim") + (has_lpips ? ",lpips,hand_lpips\n" : "\n");
+    std::string per_frame = std::string("id,frame,psnr,ssim") + (has_lpips ? ",lpips\n" : "\n");
     j["videos"] = nlohmann::json::array();
     for (const auto& v : rep.videos) {
         j["videos"].push_back({{"id", v.id},
@@ -133,11 +163,17 @@ void write_report(const fs::path& out_dir, const Report& rep) {
                                {"frame_ssim", v.ssim},
                                {"crop_psnr", v.hand_psnr},
                                {"crop_ssim", v.hand_ssim}});
-        per_video +=
-            fmt::format("{},{},{},{},{},{},{}\n", csv_field(v.id), v.frames, csv_num(v.mean_psnr()),
-                        csv_num(v.mean_ssim()), v.hand_crops, csv_num(v.mean_hand_psnr()), csv_num(v.mean_hand_ssim()));
+        if (has_lpips) {
+            auto& e = j["videos"].back();
+            e["lpips"] = num(v.mean_lpips()), e["hand_lpips"] = num(v.mean_hand_lpips());
+            e["frame_lpips"] = v.lpips, e["crop_lpips"] = v.hand_lpips;
+        }
+        per_video += fmt::format("{},{},{},{},{},{},{}{}\n", csv_field(v.id), v.frames, csv_num(v.mean_psnr()),
+                                 csv_num(v.mean_ssim()), v.hand_crops, csv_num(v.mean_hand_psnr()),
+                                 csv_num(v.mean_hand_ssim()), lpips_csv(v, has_lpips));
         for (std::size_t t = 0; t < v.psnr.size(); ++t)
-            per_frame += fmt::format("{},{},{},{}\n", csv_field(v.id), t, csv_num(v.psnr[t]), csv_num(v.ssim[t]));
+            per_frame += fmt::format("{},{},{},{}{}\n", csv_field(v.id), t, csv_num(v.psnr[t]), csv_num(v.ssim[t]),
+                                     has_lpips && t < v.lpips.size() ? "," + csv_num(v.lpips[t]) : "");
     }
     write_file_atomic(out_dir / "metrics.json", j.dump(1) + "\n");
     write_file_atomic(out_dir / "per_video.csv", per_video);
@@ -162,13 +198,18 @@ void write_report(const fs::path& out_dir, const Report& rep) {
     row("SSIM (mean over frames, " + rep.ssim_setting + ")", cell(s.ssim, 4));
     row("PSNR-Hand (mean over crops)", cell(s.hand_psnr, 3));
     row("SSIM-Hand (mean over crops)", cell(s.hand_ssim, 4));
+    if (has_lpips) {
+        row("LPIPS (mean over frames, " + rep.lpips_net + ")", cell(s.lpips, 4));
+        row("LPIPS-Hand (mean over crops)", cell(s.hand_lpips, 4));
+    }
     if (rep.fid) row("FID (frames, pytorch-fid Inception)", cell(rep.fid->fid, 3));
     h += "</table>\n<h2>Videos, worst SSIM first</h2>\n<table><tr><th>id</th><th>frames</th><th>PSNR</th><th>SSIM</th>"
-         "<th>hand crops</th><th>PSNR-Hand</th><th>SSIM-Hand</th></tr>\n";
+         "<th>hand crops</th><th>PSNR-Hand</th><th>SSIM-Hand</th>" +
+         std::string(has_lpips ? "<th>LPIPS</th><th>LPIPS-Hand</th>" : "") + "</tr>\n";
     for (const auto& v : order)
-        h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+        h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{}</tr>\n",
                          html_escape(v.id), v.frames, cell(v.mean_psnr(), 3), cell(v.mean_ssim(), 4), v.hand_crops,
-                         cell(v.mean_hand_psnr(), 3), cell(v.mean_hand_ssim(), 4));
+                         cell(v.mean_hand_psnr(), 3), cell(v.mean_hand_ssim(), 4), lpips_cells(v, has_lpips));
     h += "</table>\n" + write_metric_charts(out_dir, order) + "</body></html>\n";
     write_file_atomic(out_dir / "index.html", h);
 }
@@ -224,7 +265,8 @@ std::vector<fs::path> write_compare_charts(const fs::path& a_json, const fs::pat
             sb.values.push_back(vb.count(id) ? vb.at(id) : std::nan(""));
         }
         if (!any_finite(sa.values) && !any_finite(sb.values)) continue;
-        const auto chart = sorted_bars(fmt::format("{} per video, worst first", m.title), ids, {sa, sb});
+        const auto chart =
+            sorted_bars(fmt::format("{} per video, worst first", m.title), ids, {sa, sb}, m.higher_is_better);
         written.push_back(out_dir / fmt::format("compare_{}.png", m.key));
         plot::write_png(written.back(), chart.render(kChartWidth));
     }

@@ -6,15 +6,22 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "eval_test_util.h"
+#include "ipa/core/atomic_file.h"
 #include "ipa/core/error.h"
+#include "ipa/eval/evaluate.h"
 #include "ipa/eval/lpips.h"
+#include "ipa/eval/report.h"
 #include "ipa/io/checkpoint.h"
 #include "ipa/io/pth.h"
 #include "numeric_bounds.h"
 #include "test_util.h"
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -81,9 +88,9 @@ TEST_P(LpipsParity, FramesFromBgrMatsGiveTheSameValues) {
         cv::Mat a, b;  // the fixture holds RGB; lpips_distance takes BGR frames as read from videos
         cv::cvtColor(ipa::test::to_mat(gen[i]), a, cv::COLOR_RGB2BGR);
         cv::cvtColor(ipa::test::to_mat(gt[i]), b, cv::COLOR_RGB2BGR);
-        const double d = ipa::eval::lpips_distance(net, a, b);
+        const double d = ipa::eval::lpips_distance(*net, a, b);
         EXPECT_NEAR(d, ref[i].item<double>(), 10 * ipa::test::meta_double(cases(), n + "_floor_f32")) << i;
-        EXPECT_EQ(ipa::eval::lpips_distance(net, a, a), 0.0);
+        EXPECT_EQ(ipa::eval::lpips_distance(*net, a, a), 0.0);
     }
 }
 
@@ -146,12 +153,65 @@ TEST(Lpips, WrongFilesNameTheFileAndKeys) {
 TEST(Lpips, RefusesFramesTooSmallOrOfDifferentSizes) {
     auto net = fixture_net(LpipsNet::alex);
     const cv::Mat a(30, 40, CV_8UC3, cv::Scalar(10, 20, 30)), b(40, 40, CV_8UC3, cv::Scalar(1, 2, 3));
-    EXPECT_CONTAINS(ipa::test::error_of<ipa::DataError>([&] { ipa::eval::lpips_distance(net, a, a); }),
+    EXPECT_CONTAINS(ipa::test::error_of<ipa::DataError>([&] { ipa::eval::lpips_distance(*net, a, a); }),
                     "smaller than the network's 31 px");
-    EXPECT_CONTAINS(ipa::test::error_of<ipa::DataError>([&] { ipa::eval::lpips_distance(net, a, b); }),
+    EXPECT_CONTAINS(ipa::test::error_of<ipa::DataError>([&] { ipa::eval::lpips_distance(*net, a, b); }),
                     "different sizes");
     const cv::Mat c(31, 31, CV_8UC3, cv::Scalar(10, 20, 30)), d(31, 31, CV_8UC3, cv::Scalar(50, 20, 30));
-    EXPECT_GT(ipa::eval::lpips_distance(net, c, d), 0.0);  // the smallest accepted size runs
+    EXPECT_GT(ipa::eval::lpips_distance(*net, c, d), 0.0);  // the smallest accepted size runs
+}
+
+TEST(Lpips, VideoPipelineFramesHandCropsAndReport) {
+    const fs::path videos = eval_fixture("videos");
+    const auto pairs = ipa::eval::pairs_from_dirs(videos / "gen", videos / "gt", videos / "keypoints");
+    ipa::eval::FrameEvalOptions opts;
+    auto net = fixture_net(LpipsNet::alex);
+    opts.lpips = net.ptr();
+    ipa::eval::Report rep;
+    rep.videos = ipa::eval::evaluate_frames(pairs, opts);
+    rep.lpips_net = "alex";
+    const auto plain = ipa::eval::evaluate_frames(pairs);  // without LPIPS: the rest is unchanged
+    int64_t crops = 0;
+    for (std::size_t v = 0; v < rep.videos.size(); ++v) {
+        const auto& r = rep.videos[v];
+        EXPECT_EQ(r.psnr, plain[v].psnr);
+        EXPECT_TRUE(plain[v].lpips.empty() && plain[v].hand_lpips.empty());
+        ASSERT_EQ(r.lpips.size(), static_cast<std::size_t>(r.frames));
+        EXPECT_EQ(r.hand_lpips.size(), r.hand_psnr.size()) << "every crop of the fixture is >= 31 px";
+        crops += static_cast<int64_t>(r.hand_lpips.size());
+        for (const double d : r.lpips) EXPECT_GT(d, 0.0);
+    }
+    EXPECT_EQ(crops, 10);
+    // Frame 0 of clip_a by hand: the same value as lpips_distance on the PNGs.
+    const auto first = [&](const char* side) {
+        std::vector<fs::path> files;
+        for (const auto& e : fs::directory_iterator(videos / side / "clip_a")) files.push_back(e.path());
+        std::sort(files.begin(), files.end());
+        return cv::imread(files.front().string(), cv::IMREAD_COLOR);
+    };
+    EXPECT_EQ(rep.videos[0].lpips[0], ipa::eval::lpips_distance(*net, first("gen"), first("gt")));
+
+    ipa::test::TempDir tmp;
+    ipa::eval::write_report(tmp.path, rep);
+    const auto j = nlohmann::json::parse(ipa::read_file(tmp.path / "metrics.json"));
+    const auto s = ipa::eval::summarize(rep.videos);
+    EXPECT_DOUBLE_EQ(j["summary"]["lpips"].get<double>(), s.lpips);
+    EXPECT_DOUBLE_EQ(j["summary"]["hand_lpips"].get<double>(), s.hand_lpips);
+    EXPECT_EQ(j["videos"][0]["frame_lpips"].size(), 3u);
+    EXPECT_CONTAINS(j["settings"]["lpips"].get<std::string>(), "net='alex'");
+    EXPECT_CONTAINS(ipa::read_file(tmp.path / "per_video.csv"), "hand_ssim,lpips,hand_lpips\n");
+    EXPECT_CONTAINS(ipa::read_file(tmp.path / "per_frame.csv"), "id,frame,psnr,ssim,lpips\n");
+    const auto html = ipa::read_file(tmp.path / "index.html");
+    EXPECT_CONTAINS(html, "LPIPS (mean over frames, alex)");
+    EXPECT_CONTAINS(html, "<img src=\"chart_lpips.png\"");
+    EXPECT_CONTAINS(html, "<img src=\"chart_hand_lpips.png\"");
+    EXPECT_FALSE(cv::imread((tmp.path / "chart_lpips.png").string()).empty());
+    // Without LPIPS the files keep their columns and keys.
+    ipa::eval::Report no_lpips;
+    no_lpips.videos = plain;
+    ipa::eval::write_report(tmp.path / "plain", no_lpips);
+    EXPECT_EQ(ipa::read_file(tmp.path / "plain" / "per_frame.csv").find("lpips"), std::string::npos);
+    EXPECT_FALSE(fs::exists(tmp.path / "plain" / "chart_lpips.png"));
 }
 
 }  // namespace

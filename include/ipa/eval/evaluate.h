@@ -9,12 +9,15 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "ipa/eval/frame_metrics.h"
 
 namespace ipa::eval {
+
+class LpipsImpl;
 
 struct VideoPair {
     std::string id;
@@ -37,6 +40,9 @@ struct FrameEvalOptions {
     /// DisCo resizes a generated frame of another size to the ground truth's (cv::resize,
     /// bilinear). Off: a size mismatch is an error.
     bool resize_generated = false;
+    /// Set (load_lpips): LPIPS per frame and per hand crop (crops smaller than the network's
+    /// min_side() get none). Null: no LPIPS.
+    std::shared_ptr<LpipsImpl> lpips;
 };
 
 struct VideoFrameMetrics {
@@ -44,10 +50,14 @@ struct VideoFrameMetrics {
     int64_t frames = 0, hand_crops = 0;
     std::vector<double> psnr, ssim;            ///< per frame
     std::vector<double> hand_psnr, hand_ssim;  ///< per (frame, hand) crop
+    std::vector<double> lpips;                 ///< per frame; empty without FrameEvalOptions::lpips
+    std::vector<double> hand_lpips;            ///< per crop of at least the network's min_side()
     double mean_psnr() const;
     double mean_ssim() const;
     double mean_hand_psnr() const;  ///< NaN without crops
     double mean_hand_ssim() const;
+    double mean_lpips() const;  ///< NaN without LPIPS
+    double mean_hand_lpips() const;
 };
 
 /// One pair. Throws ipa::DataError naming the id and the file for unreadable videos or
@@ -63,6 +73,7 @@ struct FrameSummary {
     int64_t videos = 0, frames = 0, hand_crops = 0;
     double psnr = 0, ssim = 0, hand_psnr = 0, hand_ssim = 0;  ///< over frames / crops
     double psnr_video_mean = 0, ssim_video_mean = 0;          ///< mean of per-video means
+    double lpips = 0, hand_lpips = 0, lpips_video_mean = 0;   ///< NaN without LPIPS
 };
 FrameSummary summarize(const std::vector<VideoFrameMetrics>& results);
 

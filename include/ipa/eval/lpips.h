@@ -66,7 +66,8 @@ Lpips load_lpips(LpipsNet net, const std::filesystem::path& backbone, const std:
 /// lpips.im2tensor of a BGR uint8 frame: RGB, x / 127.5 − 1, [1, 3, H, W] float32.
 torch::Tensor lpips_input(const cv::Mat& bgr);
 
-/// LPIPS of two BGR uint8 frames of one size (CPU, float32).
-double lpips_distance(Lpips& net, const cv::Mat& a_bgr, const cv::Mat& b_bgr);
+/// LPIPS of two BGR uint8 frames of one size (CPU, float32). DataError for frames of different
+/// sizes or smaller than min_side().
+double lpips_distance(LpipsImpl& net, const cv::Mat& a_bgr, const cv::Mat& b_bgr);
 
 }  // namespace ipa::eval

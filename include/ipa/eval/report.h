@@ -2,8 +2,8 @@
 
 /// Evaluation reports: `metrics.json` (summary + per video + per frame), `per_video.csv`,
 /// `per_frame.csv` and a static `index.html` (summary table, videos sorted worst SSIM first,
-/// a bar chart per metric of the per-video values, worst first, as `chart_<metric>.png` next to
-/// it; no external assets, every string escaped). Files are written atomically.
+/// a bar chart per metric of the per-video values, worst first (lowest PSNR/SSIM, highest LPIPS),
+/// as `chart_<metric>.png` next to it; no external assets, every string escaped). Files are written atomically.
 
 #include <filesystem>
 #include <optional>
@@ -18,6 +18,9 @@ struct Report {
     std::vector<VideoFrameMetrics> videos;
     std::optional<FidReport> fid;
     std::string ssim_setting = "disco";  ///< "disco" | "gaussian"
+    /// "alex" | "vgg" when the videos hold LPIPS (FrameEvalOptions::lpips); empty: no LPIPS
+    /// columns, keys or charts.
+    std::string lpips_net;
 };
 
 void write_report(const std::filesystem::path& out_dir, const Report& report);
@@ -31,7 +34,7 @@ std::vector<std::pair<std::string, double>> read_report_summary(const std::files
 std::string compare_reports(const std::filesystem::path& a_json, const std::filesystem::path& b_json);
 
 /// Per-video bar charts of two reports side by side: `compare_<metric>.png` in `out_dir` for
-/// each of psnr, ssim, hand_psnr, hand_ssim with values (videos sorted by A's value, worst
+/// each of psnr, ssim, hand_psnr, hand_ssim, lpips, hand_lpips with values (videos sorted by A's value, worst
 /// first; a video of one side only gets one bar). Returns the files written. Throws
 /// ipa::DataError naming the file for a missing or malformed metrics.json.
 std::vector<std::filesystem::path> write_compare_charts(const std::filesystem::path& a_json,
