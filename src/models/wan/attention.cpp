@@ -72,7 +72,11 @@ WanCrossAttentionImpl::WanCrossAttentionImpl(int64_t dim_, int64_t heads, bool q
 }
 
 torch::Tensor WanCrossAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& context) {
-    // x [B, L, D], context [B, (n_img +) text_len, D] -> [B, L, D]
+    return attend(x, project(context));
+}
+
+CrossKV WanCrossAttentionImpl::project(const torch::Tensor& context) {
+    // context [B, (n_img +) text_len, D]
     auto text = context;
     torch::Tensor image;
     if (k_img) {
@@ -80,18 +84,22 @@ torch::Tensor WanCrossAttentionImpl::forward(const torch::Tensor& x, const torch
         image = context.narrow(1, 0, n_img);
         text = context.narrow(1, n_img, text_len);
     }
-    auto qx = q(x);
-    auto kx = k(text);
-    if (norm_q) {
-        qx = norm_q(qx);
-        kx = norm_k(kx);
-    }
-    auto out = multi_head_attention(qx, kx, v(text), num_heads);
+    CrossKV kv;
+    kv.k = norm_k ? norm_k(k(text)) : k(text);
+    kv.v = v(text);
     if (k_img) {
-        auto ki = k_img(image);
-        if (norm_k_img) ki = norm_k_img(ki);
-        out = out + multi_head_attention(qx, ki, v_img(image), num_heads);
+        kv.k_img = norm_k_img ? norm_k_img(k_img(image)) : k_img(image);
+        kv.v_img = v_img(image);
     }
+    return kv;
+}
+
+torch::Tensor WanCrossAttentionImpl::attend(const torch::Tensor& x, const CrossKV& kv) {
+    // x [B, L, D] -> [B, L, D]
+    auto qx = q(x);
+    if (norm_q) qx = norm_q(qx);
+    auto out = multi_head_attention(qx, kv.k, kv.v, num_heads);
+    if (kv.k_img.defined()) out = out + multi_head_attention(qx, kv.k_img, kv.v_img, num_heads);
     return o(out);
 }
 

@@ -24,12 +24,13 @@ WanAttentionBlockImpl::WanAttentionBlockImpl(const WanConfig& cfg, bool image_cr
 
 torch::Tensor WanAttentionBlockImpl::forward(const torch::Tensor& x_in, const torch::Tensor& e0,
                                              const torch::Tensor& context, const RopeTable& rope,
-                                             const torch::Tensor& key_mask) {
+                                             const torch::Tensor& key_mask, const CrossKV* cross_kv) {
     // x [B, L, D] (bf16 into block 0 in bf16 mode, fp32 after), e0 [B, 6, D] fp32
     const auto e = (modulation + e0).chunk(6, 1);  // 6 × [B, 1, D] fp32
     auto y = self_attn(at_least_fp32(norm1(x_in)) * (1 + e[1]) + e[0], rope, key_mask);
     auto x = x_in + y * e[2];  // -> fp32
-    x = x + cross_attn(norm3 ? norm3(x) : x, context);
+    const auto xq = norm3 ? norm3(x) : x;
+    x = x + (cross_kv ? cross_attn->attend(xq, *cross_kv) : cross_attn(xq, context));
     y = ffn->forward(at_least_fp32(norm2(x)) * (1 + e[4]) + e[3]);
     return x + y * e[5];
 }

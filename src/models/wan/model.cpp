@@ -4,6 +4,8 @@
 #include <fmt/ranges.h>
 #include <torch/torch.h>
 
+#include <optional>
+
 #include "ipa/core/error.h"
 #include "ipa/models/checkpointing.h"
 #include "ipa/models/wan/numerics.h"
@@ -102,13 +104,17 @@ torch::Tensor WanModelImpl::embed_tokens(PatchEmbed& embed, const torch::Tensor&
     return tokens;
 }
 
-torch::Tensor WanModelImpl::run_block(WanAttentionBlockImpl& block, const torch::Tensor& x, const BlockArgs& a) {
+torch::Tensor WanModelImpl::run_block(WanAttentionBlockImpl& block, const torch::Tensor& x, const BlockArgs& a,
+                                      const CrossKV* cross_kv) {
     if (!grad_checkpointing_ || !torch::GradMode::is_enabled()) {
-        return block.forward(x, a.e0, a.context, a.rope, a.key_mask);
+        return block.forward(x, a.e0, a.context, a.rope, a.key_mask, cross_kv);
     }
-    // Captured by value: backward runs after this forward's locals are gone.
-    const auto fn = [&block, rope = a.rope, mask = a.key_mask](const std::vector<torch::Tensor>& in) {
-        return std::vector<torch::Tensor>{block.forward(in[0], in[1], in[2], rope, mask)};
+    // Captured by value: backward runs after this forward's locals are gone. Precomputed
+    // cross K/V come from frozen weights (no grad): constants of the recomputation.
+    const auto fn = [&block, rope = a.rope, mask = a.key_mask,
+                     kv = cross_kv ? std::optional<CrossKV>(*cross_kv)
+                                   : std::nullopt](const std::vector<torch::Tensor>& in) {
+        return std::vector<torch::Tensor>{block.forward(in[0], in[1], in[2], rope, mask, kv ? &*kv : nullptr)};
     };
     return checkpoint(fn, {x, a.e0, a.context})[0];
 }
@@ -123,11 +129,14 @@ torch::Tensor WanModelImpl::unpatchify(const torch::Tensor& x, const std::array<
         .reshape({b, c, g[0] * p[0], g[1] * p[1], g[2] * p[2]});
 }
 
-torch::Tensor WanModelImpl::forward(const WanInputs& in) {
-    // x [B, in_dim, F, H, W], t [B], context [B, L, text_dim] -> [B, out_dim, F, H, W] fp32
+torch::Tensor WanModelImpl::forward(const WanInputs& in) { return forward(in, *prelude(in)); }
+
+std::shared_ptr<const WanPrelude> WanModelImpl::prelude(const WanInputs& in, const PreludeOptions& options) {
+    // x [B, in_dim, F, H, W], t [B], context [B, L, text_dim]
     check_inputs(in);
     const auto device = patch_embedding->weight.device();
-    Prepared p;
+    auto pre = std::make_shared<WanPrelude>();
+    auto& p = *pre;
     p.batch = in.x.size(0);
     const auto video = in.y.defined() ? torch::cat({in.x, in.y}, 1) : in.x;
     for (int i = 0; i < 3; ++i) p.grid[i] = in.x.size(2 + i) / cfg_.patch_size[i];
@@ -138,9 +147,9 @@ torch::Tensor WanModelImpl::forward(const WanInputs& in) {
     }
     p.tokens = embed_tokens(patch_embedding, video.to(device), p.seq_len);  // [B, S, D]
 
-    const auto e = time_embedding->forward(
+    p.e = time_embedding->forward(
         sinusoidal_embedding(cfg_.freq_dim, in.t.to(device), island_dtype(dtype_)));  // [B, D] fp32
-    p.args.e0 = time_projection->forward(e).unflatten(1, {6, cfg_.dim});              // [B, 6, D]
+    p.args.e0 = time_projection->forward(p.e).unflatten(1, {6, cfg_.dim});            // [B, 6, D]
 
     auto ctx = in.context.to(device);
     if (ctx.size(1) < cfg_.text_len) {  // zero rows, embedded and attended like upstream (no mask)
@@ -158,17 +167,30 @@ torch::Tensor WanModelImpl::forward(const WanInputs& in) {
                               .view({1, 1, 1, p.seq_len})
                               .expand({p.batch, 1, 1, p.seq_len});
     }
+    if (options.hints) {
+        p.hints = compute_hints(in, p);
+        p.has_hints = true;
+    }
+    if (options.cross_kv) {
+        for (int64_t i = 0; i < cfg_.num_layers; ++i) {
+            p.cross_kv.push_back(blocks->ptr<WanAttentionBlockImpl>(i)->cross_attn->project(p.args.context));
+        }
+    }
+    return pre;
+}
 
-    const auto hints = compute_hints(in, p);
+torch::Tensor WanModelImpl::forward(const WanInputs& in, const WanPrelude& p) {
+    const auto hints = p.has_hints ? p.hints : compute_hints(in, p);
     std::vector<int64_t> hint_of(cfg_.num_layers, -1);
     for (std::size_t j = 0; j < cfg_.vace_layers.size(); ++j) hint_of[cfg_.vace_layers[j]] = static_cast<int64_t>(j);
 
     auto x = p.tokens;
     for (int64_t i = 0; i < cfg_.num_layers; ++i) {
-        x = run_block(*blocks->ptr<WanAttentionBlockImpl>(i), x, p.args);
+        const CrossKV* kv = p.cross_kv.empty() ? nullptr : &p.cross_kv[i];
+        x = run_block(*blocks->ptr<WanAttentionBlockImpl>(i), x, p.args, kv);
         if (!hints.empty() && hint_of[i] >= 0) x = x + hints[hint_of[i]] * in.context_scale;
     }
-    x = head(x, e);  // [B, S, out_dim·prod(patch)] fp32
+    x = head(x, p.e);  // [B, S, out_dim·prod(patch)] fp32
     return at_least_fp32(unpatchify(x, p.grid));
 }
 
@@ -182,7 +204,7 @@ VaceWanModelImpl::VaceWanModelImpl(WanConfig cfg, const torch::TensorOptions& o)
         register_module("vace_patch_embedding", PatchEmbed(cfg_.vace_in_dim, cfg_.dim, cfg_.patch_size, o));
 }
 
-std::vector<torch::Tensor> VaceWanModelImpl::compute_hints(const WanInputs& in, const Prepared& p) {
+std::vector<torch::Tensor> VaceWanModelImpl::compute_hints(const WanInputs& in, const WanPrelude& p) {
     // ref: Wan2.1 wan/modules/vace_model.py VaceWanModel.forward_vace
     auto c = embed_tokens(vace_patch_embedding, in.vace_context.to(p.tokens.device()), p.seq_len);  // [B, S, D]
     std::vector<torch::Tensor> hints;

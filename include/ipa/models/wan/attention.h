@@ -25,12 +25,23 @@ TORCH_MODULE(WanSelfAttention);
 /// Text cross-attention (t2v and every VACE block): no RoPE, no mask over the text_len
 /// context tokens. With `image` (i2v/flf2v) the first ctx_len − text_len context tokens
 /// are image tokens attended through k_img/v_img and added before `o`.
+/// The keys and values a cross-attention computes from its context (they depend on the
+/// context alone, so passes over the same context can share them).
+struct CrossKV {
+    torch::Tensor k, v;          ///< text keys (after norm_k) and values [B, text_len, D]
+    torch::Tensor k_img, v_img;  ///< image keys/values (i2v/flf2v) or undefined
+};
+
 // ref: Wan2.1 wan/modules/model.py WanT2VCrossAttention, WanI2VCrossAttention
 struct WanCrossAttentionImpl : torch::nn::Module {
     WanCrossAttentionImpl(int64_t dim, int64_t num_heads, bool qk_norm, double eps, bool image, int64_t text_len,
                           const torch::TensorOptions& options = {});
-    /// x [B, L, D], context [B, L_ctx, D]
+    /// x [B, L, D], context [B, L_ctx, D]; = attend(x, project(context))
     torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& context);
+    /// The keys and values of `context`.
+    CrossKV project(const torch::Tensor& context);
+    /// Attention of x's queries over precomputed keys and values.
+    torch::Tensor attend(const torch::Tensor& x, const CrossKV& kv);
 
     Linear q{nullptr}, k{nullptr}, v{nullptr}, o{nullptr};
     WanRMSNorm norm_q{nullptr}, norm_k{nullptr};

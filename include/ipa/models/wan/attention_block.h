@@ -22,9 +22,10 @@ struct BlockArgs {
 // ref: Wan2.1 wan/modules/model.py WanAttentionBlock
 struct WanAttentionBlockImpl : torch::nn::Module {
     WanAttentionBlockImpl(const WanConfig& cfg, bool image_cross_attn, const torch::TensorOptions& options = {});
-    /// x [B, L, D] -> [B, L, D] (fp32 after the first residual add)
+    /// x [B, L, D] -> [B, L, D] (fp32 after the first residual add). `cross_kv`: the cross
+    /// attention's keys and values of `context`, precomputed (cross_attn->project), or null.
     torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& e0, const torch::Tensor& context,
-                          const RopeTable& rope, const torch::Tensor& key_mask);
+                          const RopeTable& rope, const torch::Tensor& key_mask, const CrossKV* cross_kv = nullptr);
 
     WanLayerNorm norm1{nullptr};
     WanSelfAttention self_attn{nullptr};

@@ -5,6 +5,8 @@
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/pimpl.h>
 
+#include <array>
+#include <memory>
 #include <vector>
 
 #include "ipa/models/wan/attention_block.h"
@@ -24,6 +26,29 @@ struct WanInputs {
     torch::Tensor y;             ///< i2v/flf2v: conditioning latents concatenated to x on channels
 };
 
+/// What a forward computes from its inputs before the blocks — patch embedding, time
+/// embedding and modulation, text embedding, RoPE, the padding mask — and optionally the
+/// VACE hints and every main block's cross-attention keys/values. None of it depends on
+/// adapters on main-block self-attention (IPA's QKV LoRA), so the reference and the policy
+/// pass of a training step compute it once and get bitwise the same result.
+struct WanPrelude {
+    torch::Tensor tokens;  ///< [B, seq_len, D] patch-embedded, padded main tokens
+    torch::Tensor e;       ///< [B, D] time embedding (for the head)
+    BlockArgs args;
+    std::array<int64_t, 3> grid{};
+    int64_t seq_len = 0;
+    int64_t batch = 0;
+    bool has_hints = false;
+    std::vector<torch::Tensor> hints;  ///< VACE hints (when has_hints)
+    std::vector<CrossKV> cross_kv;     ///< per main block, or empty
+};
+
+/// What prelude() includes besides the embeddings.
+struct PreludeOptions {
+    bool hints = true;      ///< the VACE hints (not when an adapter sits in a VACE block)
+    bool cross_kv = false;  ///< cross-attention K/V (not when an adapter sits on them)
+};
+
 /// The Wan 2.1 DiT velocity model. `named_parameters()` are the official checkpoint keys.
 /// Numerics follow the reference (docs/wan-vace.md §3.11): in bf16 mode the GEMM/conv weights
 /// are bf16 while time embedding, modulation, norms and head stay fp32, and the residual
@@ -37,6 +62,10 @@ struct WanModelImpl : torch::nn::Module {
 
     /// -> velocity [B, out_dim, F, H, W] float32 (float64 for an fp64 model)
     torch::Tensor forward(const WanInputs& in);
+    /// The part of forward() before the blocks (computed in the current grad mode).
+    std::shared_ptr<const WanPrelude> prelude(const WanInputs& in, const PreludeOptions& options = {});
+    /// forward() from a prelude of the same inputs (what it lacks is computed here).
+    torch::Tensor forward(const WanInputs& in, const WanPrelude& prelude);
 
     /// Sets the compute dtype (fp32 or bf16) with the reference's fp32 islands.
     void set_dtype(c10::ScalarType dtype);
@@ -58,18 +87,11 @@ struct WanModelImpl : torch::nn::Module {
     MLPProj img_emb{nullptr};  // i2v / flf2v only
 
 protected:
-    /// Per-forward state the VACE subclass needs.
-    struct Prepared {
-        torch::Tensor tokens;  ///< [B, seq_len, D] patch-embedded, padded main tokens
-        BlockArgs args;
-        std::array<int64_t, 3> grid{};
-        int64_t seq_len = 0;
-        int64_t batch = 0;
-    };
     /// VACE hints, one per entry of vace_layers (empty for the plain model).
-    virtual std::vector<torch::Tensor> compute_hints(const WanInputs& in, const Prepared& p) { return {}; }
+    virtual std::vector<torch::Tensor> compute_hints(const WanInputs& in, const WanPrelude& p) { return {}; }
     /// Applies `block` with or without gradient checkpointing.
-    torch::Tensor run_block(WanAttentionBlockImpl& block, const torch::Tensor& x, const BlockArgs& args);
+    torch::Tensor run_block(WanAttentionBlockImpl& block, const torch::Tensor& x, const BlockArgs& args,
+                            const CrossKV* cross_kv = nullptr);
     torch::Tensor embed_tokens(PatchEmbed& embed, const torch::Tensor& video, int64_t seq_len);
 
     WanConfig cfg_;
@@ -91,7 +113,7 @@ struct VaceWanModelImpl : WanModelImpl {
     PatchEmbed vace_patch_embedding{nullptr};
 
 protected:
-    std::vector<torch::Tensor> compute_hints(const WanInputs& in, const Prepared& p) override;
+    std::vector<torch::Tensor> compute_hints(const WanInputs& in, const WanPrelude& p) override;
 };
 TORCH_MODULE(VaceWanModel);
 
