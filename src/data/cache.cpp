@@ -15,7 +15,7 @@
 namespace ipa::data {
 namespace fs = std::filesystem;
 
-void CachedSample::validate(const std::string& where) const {
+void CachedSample::check_shapes(const std::string& where) const {
     auto bad = [&](const std::string& what) { throw DataError(fmt::format("cached sample {}: {}", where, what)); };
     if (!latents.defined() || latents.dim() != 4) {
         bad(fmt::format("latents must be [C, T, h, w], got {}",
@@ -39,7 +39,23 @@ void CachedSample::validate(const std::string& where) const {
         bad(fmt::format("context must be [L, text_dim], got {}",
                         context.defined() ? c10::str(context.sizes()) : "nothing"));
     }
-    for (const auto* t_ : {&latents, &vace_context, &hand_mask, &context}) {
+    if (latents_loser.defined() && latents_loser.sizes() != latents.sizes()) {
+        bad(fmt::format("latents_loser {} must have the winner's shape {}", c10::str(latents_loser.sizes()),
+                        c10::str(latents.sizes())));
+    }
+    if (hand_mask_loser.defined() != (latents_loser.defined() && hand_mask.defined())) {
+        bad("a pair has hand_mask_loser exactly when it has hand_mask");
+    }
+    if (hand_mask_loser.defined() && hand_mask_loser.sizes() != hand_mask.sizes()) {
+        bad(fmt::format("hand_mask_loser {} must have hand_mask's shape {}", c10::str(hand_mask_loser.sizes()),
+                        c10::str(hand_mask.sizes())));
+    }
+}
+
+void CachedSample::validate(const std::string& where) const {
+    check_shapes(where);
+    auto bad = [&](const std::string& what) { throw DataError(fmt::format("cached sample {}: {}", where, what)); };
+    for (const auto* t_ : {&latents, &vace_context, &hand_mask, &context, &latents_loser, &hand_mask_loser}) {
         if (t_->defined() && t_->is_floating_point() && !torch::isfinite(*t_).all().item<bool>()) {
             bad("contains NaN or Inf values");
         }
@@ -51,6 +67,8 @@ void save_cached_sample(const fs::path& file, const CachedSample& s) {
     io::NamedTensors t{{"latents", s.latents}, {"context", s.context}};
     if (s.vace_context.defined()) t.emplace_back("vace_context", s.vace_context);
     if (s.hand_mask.defined()) t.emplace_back("hand_mask", s.hand_mask);
+    if (s.latents_loser.defined()) t.emplace_back("latents_loser", s.latents_loser);
+    if (s.hand_mask_loser.defined()) t.emplace_back("hand_mask_loser", s.hand_mask_loser);
     auto meta = s.meta;
     meta["format"] = kCacheFormat;
     meta["id"] = s.id;
@@ -58,7 +76,7 @@ void save_cached_sample(const fs::path& file, const CachedSample& s) {
     io::save_safetensors(file, t, meta);
 }
 
-CachedSample load_cached_sample(const fs::path& file) {
+CachedSample load_cached_sample(const fs::path& file, bool validate) {
     std::error_code ec;
     if (!fs::is_regular_file(file, ec)) {
         throw DataError(fmt::format("cached sample '{}' does not exist (rebuild the cache?)", file.string()));
@@ -95,7 +113,12 @@ CachedSample load_cached_sample(const fs::path& file) {
     s.context = f.tensor("context").to(torch::kFloat).clone();
     if (f.contains("vace_context")) s.vace_context = f.tensor("vace_context").to(torch::kFloat).clone();
     if (f.contains("hand_mask")) s.hand_mask = f.tensor("hand_mask").to(torch::kFloat).clone();
-    s.validate(fmt::format("'{}'", file.string()));
+    if (f.contains("latents_loser")) s.latents_loser = f.tensor("latents_loser").to(torch::kFloat).clone();
+    if (f.contains("hand_mask_loser")) s.hand_mask_loser = f.tensor("hand_mask_loser").to(torch::kFloat).clone();
+    if (validate)
+        s.validate(fmt::format("'{}'", file.string()));
+    else
+        s.check_shapes(fmt::format("'{}'", file.string()));
     return s;
 }
 
@@ -150,7 +173,7 @@ Batch collate(const std::vector<CachedSample>& samples) {
     if (samples.empty()) throw DataError("collate: empty batch");
     Batch b;
     b.ref_frames = samples[0].ref_frames;
-    std::vector<at::Tensor> lat, vace, mask, ctx;
+    std::vector<at::Tensor> lat, vace, mask, ctx, lat_l, mask_l;
     int64_t max_len = 0;
     for (const auto& s : samples) {
         if (s.latents.sizes() != samples[0].latents.sizes() || s.ref_frames != b.ref_frames) {
@@ -161,12 +184,14 @@ Batch collate(const std::vector<CachedSample>& samples) {
                             c10::str(samples[0].latents.sizes()), b.ref_frames));
         }
         if (s.vace_context.defined() != samples[0].vace_context.defined() ||
-            s.hand_mask.defined() != samples[0].hand_mask.defined()) {
-            throw DataError(fmt::format("batch mixes samples with and without vace_context/hand_mask ('{}', '{}')",
-                                        s.id, samples[0].id));
+            s.hand_mask.defined() != samples[0].hand_mask.defined() || s.is_pair() != samples[0].is_pair()) {
+            throw DataError(fmt::format(
+                "batch mixes samples with and without vace_context/hand_mask/loser ('{}', '{}')", s.id, samples[0].id));
         }
         b.ids.push_back(s.id);
         lat.push_back(s.latents);
+        if (s.is_pair()) lat_l.push_back(s.latents_loser);
+        if (s.hand_mask_loser.defined()) mask_l.push_back(s.hand_mask_loser);
         if (s.vace_context.defined()) vace.push_back(s.vace_context);
         if (s.hand_mask.defined()) mask.push_back(s.hand_mask);
         max_len = std::max(max_len, s.context.size(0));
@@ -177,6 +202,8 @@ Batch collate(const std::vector<CachedSample>& samples) {
     b.latents = torch::stack(lat);
     if (!vace.empty()) b.vace_context = torch::stack(vace);
     if (!mask.empty()) b.hand_mask = torch::stack(mask);
+    if (!lat_l.empty()) b.latents_loser = torch::stack(lat_l);
+    if (!mask_l.empty()) b.hand_mask_loser = torch::stack(mask_l);
     b.context = torch::stack(ctx);
     return b;
 }
@@ -208,7 +235,7 @@ CacheIndex make_synthetic_cache(const fs::path& dir, const SyntheticOptions& o) 
     auto gen = at::detail::createCPUGenerator(o.seed);
     const int64_t t = 1 + o.video_frames;
     CacheIndex idx;
-    idx.meta = {{"source", "synthetic"}, {"seed", std::to_string(o.seed)}};
+    idx.meta = {{"source", "synthetic"}, {"seed", std::to_string(o.seed)}, {"pairs", o.pairs ? "true" : "false"}};
     const auto ys = torch::arange(o.height, torch::kFloat).view({1, o.height, 1});
     const auto xs = torch::arange(o.width, torch::kFloat).view({1, 1, o.width});
     for (int64_t i = 0; i < o.samples; ++i) {
@@ -235,6 +262,13 @@ CacheIndex make_synthetic_cache(const fs::path& dir, const SyntheticOptions& o) 
                 0);
         }
         s.context = torch::randn({o.text_len, o.text_dim}, gen);
+        if (o.pairs) {  // the loser: the hand region (dilated by one latent pixel) collapsed into noise
+            const auto region = torch::cat({torch::zeros({1, 1, o.height, o.width}),
+                                            torch::max_pool2d(s.hand_mask.transpose(0, 1), 3, 1, 1).transpose(0, 1)},
+                                           1);
+            s.latents_loser = s.latents * (1 - region) + torch::randn(s.latents.sizes(), gen) * region;
+            s.hand_mask_loser = s.hand_mask.clone();
+        }
         s.ref_frames = 1;
         s.meta = {{"source", "synthetic"}};
         const auto file = s.id + ".safetensors";
