@@ -48,6 +48,11 @@ function(ipa_target_defaults tgt)
     if(IPA_STDCXX_FIRST AND _type STREQUAL "EXECUTABLE")
         target_link_options(${tgt} PRIVATE "LINKER:--push-state,--no-as-needed" "-lstdc++" "LINKER:--pop-state")
     endif()
+    # Nothing references tcmalloc by name: --no-as-needed keeps it, and it replaces malloc.
+    if(IPA_TCMALLOC_LINK AND _type STREQUAL "EXECUTABLE")
+        target_link_options(${tgt} PRIVATE "LINKER:--push-state,--no-as-needed" "${IPA_TCMALLOC_LINK}"
+                            "LINKER:--pop-state")
+    endif()
     if(IPA_USE_PCH)
         target_precompile_headers(${tgt} REUSE_FROM ipa_pch)
     endif()

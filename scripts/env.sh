@@ -3,7 +3,7 @@
 
 IPA_APT_PACKAGES=(
     g++ cmake ninja-build pkg-config ccache clang-format
-    libtorch-dev libopenblas0-pthread
+    libtorch-dev libopenblas0-pthread libtcmalloc-minimal4
     libopencv-dev libsentencepiece-dev libgloo-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
     libgtest-dev
 )

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "ipa/build_config.h"
+#include "ipa/core/allocator.h"
 #include "ipa/core/error.h"
 #include "ipa/core/logging.h"
 #include "ipa/core/run_context.h"
@@ -45,7 +46,8 @@ std::string version_report() {
       << (ipa::compat::cuda_available() ? ipa::compat::cuda_device_name(0) : std::string("none usable")) << "\n"
       << "attention on CPU (fp32, key-padding mask): " << ipa::compat::attention_backend(q, q, q, mask) << "\n"
       << "process groups: " << (backends.empty() ? std::string("none (single process only)") : backends) << "\n"
-      << "media parts (OpenCV, SentencePiece): " << (IPA_WITH_MEDIA ? "yes" : "no (IPA_WITH_MEDIA=OFF)") << "\n";
+      << "media parts (OpenCV, SentencePiece): " << (IPA_WITH_MEDIA ? "yes" : "no (IPA_WITH_MEDIA=OFF)") << "\n"
+      << "host allocator: " << ipa::host_allocator() << " (built for: " << IPA_HOST_ALLOCATOR << ")\n";
     return o.str();
 }
 

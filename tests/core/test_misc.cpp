@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "ipa/build_config.h"
+#include "ipa/core/allocator.h"
 #include "ipa/core/atomic_file.h"
 #include "ipa/core/error.h"
 #include "ipa/core/logging.h"
@@ -180,3 +182,17 @@ TEST(TorchCompat, AutocastGuardRestoresState) {
 }
 
 }  // namespace
+
+// The executables are linked with the allocator the build chose (IPA_ALLOCATOR): linking
+// must keep a library nothing references by name (--no-as-needed), and it must serve malloc.
+TEST(HostAllocator, IsTheOneTheBuildLinked) {
+    const auto in_use = ipa::host_allocator();
+    if (std::string(IPA_HOST_ALLOCATOR) == "tcmalloc") {
+        EXPECT_EQ(in_use.rfind("tcmalloc", 0), 0u) << in_use;
+        void* big = std::malloc(std::size_t{64} << 20);  // served and returned without trouble
+        ASSERT_NE(big, nullptr);
+        std::free(big);
+    } else if (std::getenv("LD_PRELOAD") == nullptr) {
+        EXPECT_EQ(in_use, "system");
+    }
+}
