@@ -128,6 +128,10 @@ int main(int argc, char** argv) {
                 auto gap = [](const ipa::train::StepMetrics& m) { return m.gap; };
                 std::printf("loss %.4f -> %.4f, gap %+.3e -> %+.3e (means of the first and last %zu steps)\n",
                             mean(0, loss), mean(h.size() - k, loss), mean(0, gap), mean(h.size() - k, gap), k);
+                if (h.front().has_margin) {
+                    auto margin = [](const ipa::train::StepMetrics& m) { return m.margin; };
+                    std::printf("DPO margin %+.3e -> %+.3e\n", mean(0, margin), mean(h.size() - k, margin));
+                }
             }
             if (h.size() >= 3) {  // steady-state step time (first step excluded: allocations, caches)
                 std::vector<double> t;

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "ipa/train/config.h"
+#include "ipa/train/steps.h"
 
 namespace torch::nn {
 class Module;
@@ -22,13 +23,7 @@ class Module;
 
 namespace ipa::train::detail {
 
-struct RunState {
-    int64_t step = 0;
-    int64_t epoch = 0;
-    int64_t position = 0;  ///< next index into the epoch's order
-    int64_t bad_steps = 0;
-    int64_t world_size = 1;  ///< ranks of the run that wrote it
-};
+using ipa::train::RunState;
 
 void save_checkpoint(const std::filesystem::path& dir, const RunState& state, torch::nn::Module& model,
                      const TrainConfig& config, torch::optim::AdamW& optimizer, int64_t keep);

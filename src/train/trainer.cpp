@@ -10,11 +10,15 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
+#include "ipa/core/allocator.h"
 #include "ipa/core/error.h"
+#include "ipa/core/plot.h"
 #include "ipa/core/progress.h"
+#include "ipa/core/tensorboard.h"
 #include "ipa/data/cache.h"
 #include "ipa/dist/process_group.h"
 #include "ipa/models/wan/loader.h"
+#include "ipa/train/steps.h"
 #include "run_state.h"
 
 namespace ipa::train {
@@ -34,37 +38,13 @@ std::string StepMetrics::to_json() const {
                      {"tokens_per_s", tokens_per_s},
                      {"step_time_s", step_time_s},
                      {"bad_steps", bad_steps}};
+    if (has_margin) j["margin"] = margin;
     return j.dump();
 }
 
 namespace {
 
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-double learning_rate(const OptimSection& o, int64_t step /*1-based*/, int64_t total) {
-    if (o.warmup_steps > 0 && step <= o.warmup_steps) return o.lr * static_cast<double>(step) / o.warmup_steps;
-    if (o.schedule == "cosine") {
-        const double span = std::max<int64_t>(1, total - o.warmup_steps);
-        const double progress = std::min(1.0, static_cast<double>(step - o.warmup_steps) / span);
-        return o.lr * 0.5 * (1.0 + std::cos(M_PI * progress));
-    }
-    return o.lr;
-}
-
-/// Noise and timestep of one sample come from their own generator, keyed by the sample's
-/// place in the global batch (rank-major), so a run on N ranks with batch b draws exactly
-/// what one rank with batch N·b draws — and resuming needs no generator state.
-at::Generator sample_generator(uint64_t seed, int64_t step, int64_t micro, int64_t slot) {
-    auto mix = [](uint64_t x) {  // splitmix64 finaliser
-        x += 0x9E3779B97F4A7C15ull;
-        x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-        x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-        return x ^ (x >> 31);
-    };
-    uint64_t h = mix(seed);
-    for (const auto v : {step, micro, slot}) h = mix(h ^ static_cast<uint64_t>(v));
-    return at::detail::createCPUGenerator(h);
-}
 
 /// Opens the cache, building a synthetic one when asked and the directory is empty.
 data::CacheIndex open_cache_local(const TrainConfig& cfg, const wan::WanConfig& mcfg) {
@@ -83,6 +63,7 @@ data::CacheIndex open_cache_local(const TrainConfig& cfg, const wan::WanConfig& 
         so.video_frames = 1 + (cfg.data.frames - 1) / 4;  // Wan VAE: 4k+1 frames -> k+1 latent frames
         so.height = cfg.data.size[0] / 8;
         so.width = cfg.data.size[1] / 8;
+        so.pairs = cfg.loss.kind == loss::LossKind::dpo;
         spdlog::info("building a synthetic cache of {} samples in {}", so.samples, dir.string());
         return data::make_synthetic_cache(dir, so);
     }
@@ -143,271 +124,193 @@ data::CacheIndex open_cache(const TrainConfig& cfg, const wan::WanConfig& mcfg, 
     return data::CacheIndex::read(cfg.data.cache_dir);
 }
 
-struct MicroResult {
-    at::Tensor loss, gap, err_theta, err_ref, reward_accuracy;
-    int64_t samples = 0, tokens = 0;
+/// Everything one training process holds between its steps.
+struct Run {
+    Run(const TrainConfig& c, const RunContext& x, const TrainHooks& h)
+        : cfg(c), ctx(x), hooks(h), mcfg(wan::WanConfig::resolve(c.model.config)) {}
+    const TrainConfig& cfg;
+    const RunContext& ctx;
+    const TrainHooks& hooks;
+    wan::WanConfig mcfg;
+    std::shared_ptr<dist::ProcessGroup> pg;
+    data::CacheIndex index;
+    TrainModel tm;
+    std::unique_ptr<torch::optim::AdamW> optimizer;
+    RunState state;
+    fs::path ckpt_dir;
+    std::ofstream metrics;                           // rank 0 writes metrics and checkpoints,
+    std::unique_ptr<TensorBoardWriter> tensorboard;  // the TensorBoard scalars and the curves
 };
+
+/// DPO needs a pair cache; IPA and SFT train on the winners of one.
+void check_cache_kind(const Run& run) {
+    const auto first = data::load_cached_sample(fs::path(run.cfg.data.cache_dir) / run.index.entries[0].file);
+    if (run.cfg.loss.kind == loss::LossKind::dpo && !first.is_pair()) {
+        throw DataError(fmt::format(
+            "loss.kind dpo needs winner/loser pairs, but the cache '{}' holds single samples; build it from "
+            "`ipa-curate pairs --out pairs.csv` as data.manifest (or data.synthetic in a fresh cache_dir)",
+            run.cfg.data.cache_dir));
+    }
+    if (run.cfg.loss.kind != loss::LossKind::dpo && first.is_pair()) {
+        spdlog::info("the cache holds DPO pairs; loss.kind {} trains on their winners",
+                     loss::to_string(run.cfg.loss.kind));
+    }
+}
+
+/// Resumes per checkpoint.resume and opens metrics.jsonl (rank 0), dropping lines past the step.
+void resume_run(Run& run, TrainResult& result) {
+    fs::path from;
+    run.state = resume(run.cfg, *run.tm.model, *run.optimizer, from);
+    result.resumed_from = run.state.step;
+    if (!from.empty() && run.state.world_size != run.pg->world_size()) {
+        spdlog::warn(
+            "{} was written by a run on {} rank(s), this one has {}: the data order continues "
+            "differently from an uninterrupted run",
+            from.string(), run.state.world_size, run.pg->world_size());
+    }
+    fs::create_directories(run.ckpt_dir);
+    result.metrics_file = run.ckpt_dir / "metrics.jsonl";
+    if (run.ctx.is_main()) {
+        detail::truncate_metrics(result.metrics_file, run.state.step);
+        run.metrics.open(result.metrics_file, std::ios::app);
+        // A new event file per process; TensorBoard drops a file's steps that a later file
+        // (a resumed run) writes again.
+        run.tensorboard = std::make_unique<TensorBoardWriter>(run.ckpt_dir / "tensorboard");
+    }
+}
+
+/// One optimizer step: grad_accum micro steps, the reduction over ranks, the update.
+StepMetrics train_step(Run& run, SampleStream& stream, int64_t step) {
+    const auto& cfg = run.cfg;
+    const double t0 = now_s();
+    run.optimizer->zero_grad();
+    StepMetrics m;
+    m.step = step;
+    m.has_margin = cfg.loss.kind == loss::LossKind::dpo;
+    int64_t samples = 0, tokens = 0;
+    NoiseOptions no;
+    no.seed = cfg.train.seed;
+    no.step = step;
+    no.rank = run.ctx.rank;
+    no.pairs = m.has_margin;
+    no.timesteps = cfg.timesteps;
+    no.hand_weight = cfg.loss.hand_weight;
+    no.patch = run.mcfg.patch_size;
+    no.device = run.ctx.device;
+    const double k = 1.0 / static_cast<double>(cfg.train.grad_accum);
+    for (int64_t a = 0; a < cfg.train.grad_accum; ++a) {
+        no.micro = a;
+        const auto nb = noise_batch(stream.next_batch(cfg.train.batch_size), no);
+        const auto r = micro_step(run.tm, nb, cfg.loss, cfg.train.grad_accum);
+        auto add = [k](double& into, const at::Tensor& v) { into += v.defined() ? v.item<double>() * k : 0.0; };
+        add(m.loss, r.loss);
+        add(m.err_theta, r.err_theta);
+        add(m.gap, r.gap);
+        add(m.err_ref, r.err_ref);
+        add(m.reward_accuracy, r.reward_accuracy);
+        add(m.margin, r.margin);
+        samples += r.samples;
+        tokens += r.tokens;
+    }
+    reduce_step(*run.pg, run.tm.params, m, samples, tokens);
+    apply_update(cfg, run.tm.params, *run.optimizer, step, m, run.state);
+    run.state.step = step;
+    m.bad_steps = run.state.bad_steps;
+    m.step_time_s = now_s() - t0;
+    m.samples_per_s = samples / m.step_time_s;
+    m.tokens_per_s = tokens / m.step_time_s;
+    return m;
+}
+
+/// Rank 0: the metrics line, and the log line every train.log_every steps.
+void log_step(Run& run, const StepMetrics& m) {
+    if (!run.ctx.is_main()) return;
+    run.metrics << m.to_json() << "\n";
+    run.metrics.flush();
+    std::vector<std::pair<std::string, double>> scalars{{"train/loss", m.loss},
+                                                        {"train/gap", m.gap},
+                                                        {"train/err_theta", m.err_theta},
+                                                        {"train/err_ref", m.err_ref},
+                                                        {"train/reward_accuracy", m.reward_accuracy},
+                                                        {"train/grad_norm", m.grad_norm},
+                                                        {"train/lr", m.lr},
+                                                        {"perf/samples_per_s", m.samples_per_s},
+                                                        {"perf/tokens_per_s", m.tokens_per_s}};
+    if (m.has_margin) scalars.emplace_back("train/margin", m.margin);
+    run.tensorboard->add_scalars(m.step, scalars);
+    if (m.step % run.cfg.train.log_every != 0 && m.step != run.cfg.train.steps) return;
+    const auto margin = m.has_margin ? fmt::format(" margin {:+.3e}", m.margin) : std::string();
+    spdlog::info(
+        "step {}/{} loss {:.5f} gap {:+.3e}{} err_theta {:.5f} err_ref {:.5f} acc {:.2f} grad_norm {:.3e} lr "
+        "{:.2e} {:.2f} samples/s",
+        m.step, run.cfg.train.steps, m.loss, m.gap, margin, m.err_theta, m.err_ref, m.reward_accuracy, m.grad_norm,
+        m.lr, m.samples_per_s);
+}
+
+/// A checkpoint when one is due (every rank waits for it; a failed save stops every rank),
+/// else a barrier when the run stops here. Returns the checkpoint written, if any.
+fs::path checkpoint_step(Run& run, int64_t step, bool stopping) {
+    if (step % run.cfg.checkpoint.every == 0 || step == run.cfg.train.steps) {
+        run.state.world_size = run.pg->world_size();
+        on_main_rank(*run.pg, fmt::format("checkpoint step {}", step), [&] {
+            detail::save_checkpoint(run.ckpt_dir, run.state, *run.tm.model, run.cfg, *run.optimizer,
+                                    run.cfg.checkpoint.keep);
+            plot::write_training_curves(run.ckpt_dir / "metrics.jsonl", run.ckpt_dir / "curves.png");
+        });
+        return run.ckpt_dir / fmt::format("step-{:06d}", step);
+    }
+    if (stopping) run.pg->barrier(fmt::format("stop at step {}", step));  // all ranks agree on the step
+    return {};
+}
 
 }  // namespace
 
 TrainResult run_training(const TrainConfig& cfg, const RunContext& ctx, const TrainHooks& hooks) {
-    if (cfg.loss.kind == loss::LossKind::dpo) {
-        throw ConfigError(
-            "loss.kind 'dpo' needs winner/loser pairs, which the training cache does not hold yet; "
-            "use ipa or sft");
-    }
     TrainResult result;
-    const auto device = ctx.device;
-    const auto dtype = parse_dtype(cfg.model.dtype);
-    const auto mcfg = wan::WanConfig::resolve(cfg.model.config);
+    Run run(cfg, ctx, hooks);
     dist::DistOptions dopt;
     dopt.backend = cfg.dist.backend;
     dopt.timeout_s = cfg.dist.timeout_s;
-    const auto pg = dist::ProcessGroup::create(ctx, dopt);
-    pg->check_same(std::hash<std::string>{}(cfg.to_yaml()), "the resolved training config");
+    run.pg = dist::ProcessGroup::create(ctx, dopt);
+    run.pg->check_same(std::hash<std::string>{}(cfg.to_yaml()), "the resolved training config");
 
     // Data first (building the cache loads the VAE and text encoder; the DiT comes after).
-    const auto index = open_cache(cfg, mcfg, *pg, hooks);
-    if (index.entries.empty()) throw DataError(fmt::format("training cache '{}' has no samples", cfg.data.cache_dir));
-    const int64_t n = static_cast<int64_t>(index.entries.size());
-    spdlog::info("{} cached samples in {}", n, cfg.data.cache_dir);
-    result.cached_samples = n;
+    run.index = open_cache(cfg, run.mcfg, *run.pg, hooks);
+    if (run.index.entries.empty())
+        throw DataError(fmt::format("training cache '{}' has no samples", cfg.data.cache_dir));
+    result.cached_samples = static_cast<int64_t>(run.index.entries.size());
+    spdlog::info("{} cached samples in {}", result.cached_samples, cfg.data.cache_dir);
     if (hooks.cache_only) return result;
+    check_cache_kind(run);
 
-    // Model: base frozen, adapter attached (fp32), optional initial adapter = reference.
-    torch::manual_seed(cfg.train.seed);
-    std::shared_ptr<wan::WanModelImpl> model;
-    if (cfg.model.checkpoint.empty()) {
-        spdlog::warn(
-            "model.checkpoint is empty: the base model is randomly initialised (seed {}) — fine for the tiny "
-            "demo, meaningless for real training",
-            cfg.train.seed);
-        model = wan::make_wan_model(mcfg);
-        model->to(device);
-        model->set_dtype(dtype);
-    } else {
-        wan::WanLoadOptions lo;
-        lo.dtype = dtype;
-        lo.device = device;
-        model = wan::load_wan_model(mcfg, cfg.model.checkpoint, lo);
-    }
-    model->set_gradient_checkpointing(cfg.train.grad_checkpointing);
-    const auto adapted = lora::attach_lora(*model, cfg.lora, cfg.train.seed);
-    if (!cfg.lora_init_from.empty()) {
-        lora::load_adapter(*model, cfg.lora_init_from, /*strict=*/true);
-        lora::snapshot_reference(*model);
-        spdlog::info("initial adapter {} loaded; its frozen copy is the reference", cfg.lora_init_from);
-    }
-    auto params = lora::lora_parameters(*model);
-    int64_t n_train = 0, n_base = 0;
-    for (const auto& p : params) n_train += p.numel();
-    for (const auto& p : model->parameters()) n_base += p.requires_grad() ? 0 : p.numel();
-    spdlog::info(
-        "model {} ({} layers, dim {}), {:.3f} M frozen base params, LoRA rank {} on {} modules: {:.3f} M "
-        "trainable",
-        cfg.model.config, mcfg.num_layers, mcfg.dim, n_base / 1e6, cfg.lora.rank, adapted.size(), n_train / 1e6);
-
-    torch::optim::AdamW optimizer(params, torch::optim::AdamWOptions(cfg.optim.lr)
-                                              .betas({cfg.optim.betas[0], cfg.optim.betas[1]})
-                                              .eps(cfg.optim.eps)
-                                              .weight_decay(cfg.optim.weight_decay));
-
-    // Resume.
-    const fs::path ckpt_dir = cfg.checkpoint.dir;
-    detail::RunState state;
-    fs::path resume_from;
-    if (cfg.checkpoint.resume == "auto")
-        resume_from = find_latest_checkpoint(ckpt_dir);
-    else if (cfg.checkpoint.resume != "never")
-        resume_from = cfg.checkpoint.resume;
-    if (!resume_from.empty()) {
-        state = detail::load_checkpoint(resume_from, *model, optimizer);
-        result.resumed_from = state.step;
-        spdlog::info("resumed from {} (step {})", resume_from.string(), state.step);
-        if (state.world_size != pg->world_size()) {
-            spdlog::warn(
-                "{} was written by a run on {} rank(s), this one has {}: the data order continues "
-                "differently from an uninterrupted run",
-                resume_from.string(), state.world_size, pg->world_size());
-        }
-    }
-    fs::create_directories(ckpt_dir);
-    result.metrics_file = ckpt_dir / "metrics.jsonl";
-    std::ofstream metrics;  // rank 0 writes metrics and checkpoints
-    if (ctx.is_main()) {
-        detail::truncate_metrics(result.metrics_file, state.step);
-        metrics.open(result.metrics_file, std::ios::app);
-    }
+    spdlog::info("host allocator: {}", host_allocator());
+    run.tm = build_model(cfg, run.mcfg, ctx.device);
+    run.optimizer = make_optimizer(cfg.optim, run.tm.params);
+    run.ckpt_dir = cfg.checkpoint.dir;
+    resume_run(run, result);
     spdlog::info("resolved config:\n{}", cfg.to_yaml());
 
-    auto order = data::epoch_order(n, cfg.train.seed, state.epoch, ctx.rank, ctx.world_size);
-    auto next_sample = [&]() {
-        if (state.position >= static_cast<int64_t>(order.size())) {
-            ++state.epoch;
-            state.position = 0;
-            order = data::epoch_order(n, cfg.train.seed, state.epoch, ctx.rank, ctx.world_size);
-        }
-        const auto& e = index.entries[order[state.position++]];
-        return data::load_cached_sample(fs::path(cfg.data.cache_dir) / e.file);
-    };
-
-    const bool with_ref = cfg.loss.kind == loss::LossKind::ipa;
-    auto micro_step = [&](int64_t step, int64_t micro) -> MicroResult {
-        std::vector<data::CachedSample> samples;
-        for (int64_t i = 0; i < cfg.train.batch_size; ++i) samples.push_back(next_sample());
-        const auto batch = data::collate(samples);
-        const int64_t b = batch.latents.size(0);
-        // One noise and one t per sample for the policy and the reference pass (drawn on CPU:
-        // device-independent), from the sample's own generator (see sample_generator).
-        std::vector<at::Tensor> sigmas, noises;
-        for (int64_t i = 0; i < b; ++i) {
-            auto g = sample_generator(cfg.train.seed, step, micro, static_cast<int64_t>(ctx.rank) * b + i);
-            sigmas.push_back(flow::sample_sigmas(1, cfg.timesteps, g));
-            noises.push_back(torch::randn(batch.latents[i].sizes(), g));
-        }
-        const auto sigma = torch::cat(sigmas);
-        const auto noise = torch::stack(noises);
-        const auto noised = flow::add_noise(batch.latents, noise, sigma);
-        wan::WanInputs in;
-        in.x = noised.x_t.to(device);
-        in.t = (sigma * 1000.0).to(device);
-        in.context = batch.context.to(device);
-        if (batch.vace_context.defined()) in.vace_context = batch.vace_context.to(device);
-        const auto target = noised.target.to(device);
-        at::Tensor weights;
-        if (batch.hand_mask.defined() && cfg.loss.hand_weight != 1.0) {
-            weights = loss::halo_weights(batch.hand_mask.to(device), batch.ref_frames, cfg.loss.hand_weight,
-                                         batch.latents.sizes());
-        }
-        MicroResult r;
-        at::Tensor err_ref;
-        if (with_ref) {
-            torch::NoGradGuard no_grad;  // reference first: checkpoint recompute never sees the adapter toggled
-            lora::ReferenceMode reference(*model);
-            err_ref = loss::weighted_error(model->forward(in), target, weights);
-        }
-        const auto err_theta = loss::weighted_error(model->forward(in), target, weights);
-        if (with_ref) {
-            const auto terms =
-                loss::flow_ipa_loss(err_theta, err_ref, sigma.to(device), cfg.loss.beta, cfg.loss.time_weight);
-            r.loss = terms.loss;
-            r.gap = terms.gap.mean();
-            r.err_ref = err_ref.mean();
-            r.reward_accuracy = terms.reward_accuracy;
-        } else {
-            r.loss = loss::flow_sft_loss(err_theta);
-        }
-        r.err_theta = err_theta.mean();
-        (r.loss / static_cast<double>(cfg.train.grad_accum)).backward();
-        r.samples = b;
-        r.tokens = b * batch.latents.size(2) / mcfg.patch_size[0] * (batch.latents.size(3) / mcfg.patch_size[1]) *
-                   (batch.latents.size(4) / mcfg.patch_size[2]);
-        return r;
-    };
-
+    SampleStream stream(run.index, cfg.data.cache_dir, cfg.train.seed, ctx.rank, ctx.world_size, run.state);
     ProgressOptions popt;
     popt.unit = "step";
     popt.mode = hooks.progress ? ProgressOptions::Mode::automatic : ProgressOptions::Mode::silent;
-    Progress bar("train", cfg.train.steps - state.step, popt);
-    model->train();
-    while (state.step < cfg.train.steps) {
-        const double t0 = now_s();
-        optimizer.zero_grad();
-        StepMetrics m;
-        int64_t samples = 0, tokens = 0;
-        const int64_t step = state.step + 1;
-        for (int64_t a = 0; a < cfg.train.grad_accum; ++a) {
-            const auto r = micro_step(step, a);
-            const double k = 1.0 / static_cast<double>(cfg.train.grad_accum);
-            m.loss += r.loss.item<double>() * k;
-            m.err_theta += r.err_theta.item<double>() * k;
-            if (with_ref) {
-                m.gap += r.gap.item<double>() * k;
-                m.err_ref += r.err_ref.item<double>() * k;
-                m.reward_accuracy += r.reward_accuracy.item<double>() * k;
-            }
-            samples += r.samples;
-            tokens += r.tokens;
-        }
-        if (pg->world_size() > 1) {
-            // Data parallel: average the LoRA gradients (and the metrics) over the ranks.
-            std::vector<at::Tensor> grads;
-            for (auto& p : params) {
-                if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-                grads.push_back(p.grad());
-            }
-            pg->all_reduce_mean(grads, fmt::format("LoRA gradients, step {}", step));
-            const auto sum = pg->all_reduce_sum({m.loss, m.err_theta, m.gap, m.err_ref, m.reward_accuracy,
-                                                 static_cast<double>(samples), static_cast<double>(tokens)},
-                                                fmt::format("metrics, step {}", step));
-            const double w = pg->world_size();
-            m.loss = sum[0] / w;
-            m.err_theta = sum[1] / w;
-            m.gap = sum[2] / w;
-            m.err_ref = sum[3] / w;
-            m.reward_accuracy = sum[4] / w;
-            samples = static_cast<int64_t>(sum[5]);
-            tokens = static_cast<int64_t>(sum[6]);
-        }
-        bool finite = std::isfinite(m.loss);
-        for (const auto& p : params) {
-            if (finite && p.grad().defined() && !torch::isfinite(p.grad()).all().item<bool>()) finite = false;
-        }
-        if (!finite) {
-            ++state.bad_steps;
-            optimizer.zero_grad();
-            spdlog::warn("step {}: non-finite loss or gradient, step skipped ({} of at most {})", step, state.bad_steps,
-                         cfg.train.max_bad_steps);
-            if (state.bad_steps > cfg.train.max_bad_steps) {
-                throw Error(
-                    fmt::format("training aborted at step {}: {} non-finite steps (train.max_bad_steps = {}); "
-                                "lower optim.lr or loss.beta, or check the cache for bad samples",
-                                step, state.bad_steps, cfg.train.max_bad_steps));
-            }
-        } else {
-            m.grad_norm = torch::nn::utils::clip_grad_norm_(
-                params, cfg.optim.grad_clip > 0 ? cfg.optim.grad_clip : std::numeric_limits<double>::infinity());
-            m.lr = learning_rate(cfg.optim, step, cfg.train.steps);
-            for (auto& group : optimizer.param_groups()) {
-                static_cast<torch::optim::AdamWOptions&>(group.options()).lr(m.lr);
-            }
-            optimizer.step();
-        }
-        state.step = step;
-        m.step = step;
-        m.bad_steps = state.bad_steps;
-        m.step_time_s = now_s() - t0;
-        m.samples_per_s = samples / m.step_time_s;
-        m.tokens_per_s = tokens / m.step_time_s;
+    Progress bar("train", cfg.train.steps - run.state.step, popt);
+    run.tm.model->train();
+    while (run.state.step < cfg.train.steps) {
+        const int64_t step = run.state.step + 1;
+        const auto m = train_step(run, stream, step);
         result.history.push_back(m);
-        if (ctx.is_main()) {
-            metrics << m.to_json() << "\n";
-            metrics.flush();
-            if (step % cfg.train.log_every == 0 || step == cfg.train.steps) {
-                spdlog::info(
-                    "step {}/{} loss {:.5f} gap {:+.3e} err_theta {:.5f} err_ref {:.5f} acc {:.2f} grad_norm "
-                    "{:.3e} lr {:.2e} {:.2f} samples/s",
-                    step, cfg.train.steps, m.loss, m.gap, m.err_theta, m.err_ref, m.reward_accuracy, m.grad_norm, m.lr,
-                    m.samples_per_s);
-            }
-        }
-        const bool last = step == cfg.train.steps || (hooks.stop_after_step > 0 && step >= hooks.stop_after_step);
-        if (step % cfg.checkpoint.every == 0 || step == cfg.train.steps) {
-            state.world_size = pg->world_size();
-            // No rank runs ahead of a checkpoint, and a failed save stops every rank.
-            on_main_rank(*pg, fmt::format("checkpoint step {}", step), [&] {
-                detail::save_checkpoint(ckpt_dir, state, *model, cfg, optimizer, cfg.checkpoint.keep);
-            });
-            result.last_checkpoint = ckpt_dir / fmt::format("step-{:06d}", step);
-        } else if (last) {
-            pg->barrier(fmt::format("stop at step {}", step));  // all ranks agree on the step before they stop
-        }
-        bar.advance(1, fmt::format("loss={:.4f} gap={:+.2e}", m.loss, m.gap));
-        if (hooks.stop_after_step > 0 && step >= hooks.stop_after_step) break;
+        log_step(run, m);
+        const bool stop = hooks.stop_after_step > 0 && step >= hooks.stop_after_step;
+        const auto written = checkpoint_step(run, step, stop || step == cfg.train.steps);
+        if (!written.empty()) result.last_checkpoint = written;
+        bar.advance(1, m.has_margin ? fmt::format("loss={:.4f} margin={:+.2e}", m.loss, m.margin)
+                                    : fmt::format("loss={:.4f} gap={:+.2e}", m.loss, m.gap));
+        if (stop) break;
     }
     bar.finish();
-    result.final_step = state.step;
-    if (result.last_checkpoint.empty()) result.last_checkpoint = find_latest_checkpoint(ckpt_dir);
+    result.final_step = run.state.step;
+    if (result.last_checkpoint.empty()) result.last_checkpoint = find_latest_checkpoint(run.ckpt_dir);
     return result;
 }
 

@@ -4,11 +4,14 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "ipa/core/config.h"
 #include "ipa/core/error.h"
+#include "ipa/core/tensorboard.h"
 #include "ipa/data/cache.h"
 #include "ipa/io/safetensors.h"
 #include "ipa/train/config.h"
@@ -119,6 +122,36 @@ TEST(Trainer, TinyIpaRunRaisesTheGapAndLowersTheLoss) {
         EXPECT_EQ(t.name.find("cross_attn"), std::string::npos) << t.name;
     }
     EXPECT_EQ(adapter.tensors().size(), 4u * 3 * 3);  // 4 blocks x q,k,v x (A, B, alpha)
+
+    // TensorBoard: one event file, the version record then one record per step, CRCs valid.
+    std::vector<fs::path> events;
+    for (const auto& e : fs::directory_iterator(r.metrics_file.parent_path() / "tensorboard"))
+        events.push_back(e.path());
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].filename().string().rfind("events.out.tfevents.", 0), 0u);
+    std::ifstream ev(events[0], std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(ev)), std::istreambuf_iterator<char>());
+    std::size_t at = 0, records = 0;
+    while (at + 12 <= bytes.size()) {
+        uint64_t len = 0;
+        uint32_t len_crc = 0, data_crc = 0;
+        std::memcpy(&len, bytes.data() + at, 8);
+        std::memcpy(&len_crc, bytes.data() + at + 8, 4);
+        ASSERT_EQ(len_crc, ipa::tensorboard::masked_crc32c(bytes.data() + at, 8));
+        ASSERT_LE(at + 12 + len + 4, bytes.size());
+        std::memcpy(&data_crc, bytes.data() + at + 12 + len, 4);
+        ASSERT_EQ(data_crc, ipa::tensorboard::masked_crc32c(bytes.data() + at + 12, len));
+        EXPECT_TRUE(records == 0 || bytes.find("train/gap", at) < at + 12 + len);
+        at += 12 + len + 4;
+        ++records;
+    }
+    EXPECT_EQ(at, bytes.size());
+    EXPECT_EQ(records, 41u);
+    // The curves of metrics.jsonl, redrawn at each checkpoint.
+    std::ifstream png(r.metrics_file.parent_path() / "curves.png", std::ios::binary);
+    char sig[8] = {};
+    png.read(sig, 8);
+    EXPECT_EQ(std::string(sig + 1, 3), "PNG");
 }
 
 TEST(Trainer, ResumeReproducesTheUninterruptedRun) {
@@ -162,7 +195,8 @@ TEST(Trainer, CheckpointsAreAtomicAndPruned) {
     std::vector<std::string> names;
     for (const auto& e : fs::directory_iterator(dir.path / "run")) names.push_back(e.path().filename().string());
     std::sort(names.begin(), names.end());
-    EXPECT_EQ(names, (std::vector<std::string>{"latest", "metrics.jsonl", "step-000003", "step-000004"}));
+    EXPECT_EQ(names, (std::vector<std::string>{"curves.png", "latest", "metrics.jsonl", "step-000003", "step-000004",
+                                               "tensorboard"}));
     EXPECT_EQ(fs::read_symlink(dir.path / "run/latest"), "step-000004");
     EXPECT_EQ(find_latest_checkpoint(dir.path / "run"), dir.path / "run/step-000004");
     for (const char* f : {"adapter.safetensors", "optimizer.pt", "trainer_state.json", "config.yaml"}) {

@@ -11,11 +11,14 @@
 namespace ipa::train {
 
 /// What one optimizer step measured (averaged over the step's micro-batches).
+/// For DPO, gap/err_theta/err_ref are the winners', `margin` is the implicit reward margin
+/// mean(gap_w − gap_l) and reward_accuracy the fraction of pairs with a positive logit.
 struct StepMetrics {
     int64_t step = 0;
-    double loss = 0, gap = 0, err_theta = 0, err_ref = 0, reward_accuracy = 0;
+    double loss = 0, gap = 0, err_theta = 0, err_ref = 0, reward_accuracy = 0, margin = 0;
     double grad_norm = 0, lr = 0, samples_per_s = 0, tokens_per_s = 0, step_time_s = 0;
-    int64_t bad_steps = 0;  ///< NaN/Inf steps skipped so far
+    int64_t bad_steps = 0;    ///< NaN/Inf steps skipped so far
+    bool has_margin = false;  ///< DPO: `margin` is written
     std::string to_json() const;
 };
 
