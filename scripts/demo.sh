@@ -7,7 +7,8 @@
 #     fixtures: latents with the reference frame first, VACE context of the pose video,
 #     latent hand masks from the keypoints, prompt embeddings), then a real (tiny) IPA run —
 #     QKV LoRA on the tiny VACE DiT (random base weights) with Flow-IPA + HALO against its
-#     adapter-off reference, 60 steps with checkpoints and metrics;
+#     adapter-off reference, 60 steps with checkpoints and metrics; then Flow-DPO on the
+#     strict winner/loser windows of the same candidates (ipa-curate pairs --out);
 #  4. ipa-sample with that adapter: pose video + reference image -> video (random weights,
 #     so the video is noise-like);
 #  5. ipa-eval: the sampled video and every synthetic candidate of that clip against the
@@ -49,6 +50,14 @@ echo "== 3. tiny IPA training on the selected samples (configs/train/tiny-curate
 echo "   ipa-train first builds the cache: VAE latents, VACE context, latent hand masks, prompt embeddings"
 build/apps/ipa-train --config configs/train/tiny-curated.yaml --no-progress
 build/apps/ipa-inspect keys demo-out/run-curated/latest/adapter.safetensors --grep blocks.0.
+
+echo
+echo "== 3b. Flow-DPO on the strict winner/loser windows of the same candidates (loss.kind: dpo, one --set)"
+build/apps/ipa-curate pairs --scores demo-out/scores/scores.json --manifest demo-out/synth/candidates.csv \
+    --window 9 --out demo-out/pairs.csv
+build/apps/ipa-train --config configs/train/tiny-curated.yaml --no-progress --set loss.kind=dpo \
+    --set data.manifest=demo-out/pairs.csv --set data.cache_dir=demo-out/cache-pairs \
+    --set checkpoint.dir=demo-out/run-dpo --set train.steps=30 --set loss.beta=2000
 
 echo
 echo "== 4. ipa-sample with the trained adapter (tiny DiT, tiny VAE + umT5 from tests/fixtures)"

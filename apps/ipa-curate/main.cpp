@@ -1,7 +1,7 @@
 // ipa-curate: build, score, review and select preference candidates.
 //   ipa-curate synth --out DIR --clips N --seed S [--candidates K --frames F --size HxW]
 //   ipa-curate score --manifest M [--config C] --out DIR [--jobs N --fail-fast --restart]
-//   ipa-curate pairs --scores S.json [--window W] [--config C]
+//   ipa-curate pairs --scores S.json [--window W] [--config C] [--manifest M --out pairs.csv]
 //   ipa-curate render-pose --keypoints K --out pose.mp4 [--size HxW --no-hands --no-face]
 //   ipa-curate masks --keypoints K --out DIR [--shape box|hull --padding P --size HxW]
 //   ipa-curate sheets --manifest M --scores S --out DIR [--frames N --tile-height H --jobs N --fail-fast --restart]
@@ -120,6 +120,10 @@ int main(int argc, char** argv) {
     pairs->add_option("--scores", scores, "scores.json")->required();
     pairs->add_option("--window", pair_opts.window, "frames per window");
     pairs->add_option("--config", config, "YAML with a `score:` section (thresholds)");
+    std::string pairs_out;
+    pairs->add_option("--manifest", manifest, "candidate manifest (CSV): needed with --out");
+    pairs->add_option("--out", pairs_out,
+                      "write the strict pairs as a DPO training manifest (CSV; data.manifest of loss.kind dpo)");
 
     review::RenderPoseFileOptions render_opts;
     auto* render = app.add_subcommand("render-pose", "Render keypoints to a pose video (DWPose drawing)");
@@ -207,8 +211,16 @@ int main(int argc, char** argv) {
             return batch_exit(r.batch, out);
         } else if (*pairs) {
             const auto s = ipa::curate::read_scores(scores);
-            std::cout << ipa::curate::format_pair_stats(
-                ipa::curate::pair_statistics(s, score_config(config), pair_opts));
+            const auto cfg = score_config(config);
+            std::cout << ipa::curate::format_pair_stats(ipa::curate::pair_statistics(s, cfg, pair_opts));
+            if (!pairs_out.empty()) {
+                if (manifest.empty()) throw ipa::ConfigError("pairs --out needs --manifest (the candidates' paths)");
+                const auto strict = ipa::curate::strict_pairs(s, cfg, pair_opts);
+                ipa::curate::write_manifest(
+                    pairs_out, ipa::curate::pair_manifest(strict, ipa::curate::read_manifest(manifest), pairs_out));
+                std::cout << fmt::format("wrote {} ({} winner/loser pairs of {} frames)\n", pairs_out, strict.size(),
+                                         pair_opts.window);
+            }
         } else if (*render) {
             if (!size.empty()) render_opts.size = review::parse_size(size, "--size");
             const auto r = review::render_pose_file(keypoints, out, render_opts);

@@ -63,6 +63,52 @@ curate::Manifest read_rows(const CacheBuildOptions& o) {
     return m;
 }
 
+/// "manifest.csv row 'id'" for error messages.
+std::string where(const CacheBuildOptions& o, const curate::ManifestRow& row) {
+    return fmt::format("manifest '{}' row '{}'", o.manifest.string(), row.id);
+}
+
+/// The frames a row takes and, for a DPO pair row (`ipa-curate pairs --out`), its loser.
+struct RowWindow {
+    int64_t start = 0;
+    fs::path loser_video, loser_keypoints;  ///< empty for a plain row
+    bool pair() const { return !loser_video.empty(); }
+};
+
+RowWindow row_window(const CacheBuildOptions& o, const curate::ManifestRow& row) {
+    RowWindow w;
+    auto number = [&](const char* column, int64_t fallback) {
+        const auto v = row.get(column);
+        if (v.empty()) return fallback;
+        try {
+            std::size_t used = 0;
+            const auto n = std::stoll(v, &used);
+            if (used == v.size() && n >= 0) return static_cast<int64_t>(n);
+        } catch (const std::exception&) {
+        }
+        throw DataError(fmt::format("{}: {} '{}' is not a non-negative integer", where(o, row), column, v));
+    };
+    w.start = number("start_frame", 0);
+    const int64_t frames = number("frames", -1);
+    if (frames >= 0 && frames < o.frames) {
+        throw DataError(fmt::format(
+            "{}: the pair's window has {} frames, data.frames is {} (write the pairs with `ipa-curate pairs "
+            "--window {}`)",
+            where(o, row), frames, o.frames, o.frames));
+    }
+    auto path = [&](const char* column) {
+        const fs::path p = row.get(column);
+        return p.empty() || p.is_absolute() ? p : o.manifest.parent_path() / p;
+    };
+    w.loser_video = path("loser_video");
+    w.loser_keypoints = path("loser_keypoints");
+    if (w.pair() && o.hand_masks && w.loser_keypoints.empty()) {
+        throw DataError(fmt::format(
+            "{}: a pair row needs loser_keypoints for its hand mask (or data.hand_masks: false)", where(o, row)));
+    }
+    return w;
+}
+
 std::string fingerprint_of(const CacheBuildOptions& o, const curate::ManifestRow& row) {
     std::string s =
         fmt::format("{} builder {}; frames {}; size {}x{}; latent {}; vace {}; tiling {}\n", data::kCacheFormat,
@@ -74,6 +120,12 @@ std::string fingerprint_of(const CacheBuildOptions& o, const curate::ManifestRow
         s += fmt::format("keypoints {}; mask {} {}\n", file_identity(row.keypoints), o.mask_shape, o.mask_padding);
     }
     s += fmt::format("prompt {} {}\n", row.prompt.size(), row.prompt);
+    const auto w = row_window(o, row);
+    if (w.start > 0 || w.pair()) {
+        s += fmt::format("start {}; loser {}", w.start, file_identity(w.loser_video));
+        if (o.hand_masks) s += "; loser keypoints " + file_identity(w.loser_keypoints);
+        s += "\n";
+    }
     s += "vae " + file_identity(o.vae) + "\n";
     s += fmt::format("text {} {} {} {}; {}\n", o.text_dtype, o.text_len, o.text_dim, file_identity(o.text_encoder),
                      file_identity(o.tokenizer));
@@ -171,11 +223,6 @@ private:
     std::map<std::vector<int64_t>, at::Tensor> zero_latents_;  ///< VAE(zeros) by video shape
 };
 
-/// "manifest.csv row 'id'" for error messages.
-std::string where(const CacheBuildOptions& o, const curate::ManifestRow& row) {
-    return fmt::format("manifest '{}' row '{}'", o.manifest.string(), row.id);
-}
-
 void require_file(const CacheBuildOptions& o, const curate::ManifestRow& row, const char* column, const fs::path& p) {
     if (p.empty()) {
         throw DataError(fmt::format("{}: the '{}' column is empty", where(o, row), column));
@@ -186,32 +233,35 @@ void require_file(const CacheBuildOptions& o, const curate::ManifestRow& row, co
     }
 }
 
-/// The first `o.frames` frames, resized and centre-cropped to the training size.
+/// Frames [start, start + o.frames), resized and centre-cropped to the training size.
 at::Tensor read_clip(const CacheBuildOptions& o, const curate::ManifestRow& row, const char* column,
-                     const fs::path& path) {
+                     const fs::path& path, int64_t start) {
     require_file(o, row, column, path);
     media::VideoReadOptions ro;
+    ro.start = start;
     ro.max_frames = o.frames;
     ro.size = std::make_pair(o.height, o.width);
     auto v = media::read_video(path, ro).frames;
     if (v.size(1) < o.frames) {
-        throw DataError(fmt::format("{}: {} '{}' has {} frames, data.frames is {}", where(o, row), column,
-                                    path.string(), v.size(1), o.frames));
+        const auto from = start > 0 ? fmt::format(" from frame {}", start) : std::string();
+        throw DataError(fmt::format("{}: {} '{}' has {} frames{}, data.frames is {}", where(o, row), column,
+                                    path.string(), v.size(1), from, o.frames));
     }
     return v;
 }
 
 /// Latent hand mask [1, T_lat, h, w] of the row's keypoints, placed like the video's pixels.
-at::Tensor latent_hands(const CacheBuildOptions& o, const curate::ManifestRow& row) {
-    require_file(o, row, "keypoints", row.keypoints);
-    auto seq = pose::read_keypoints(row.keypoints);
-    if (static_cast<int64_t>(seq.frames.size()) < o.frames) {
-        throw DataError(fmt::format("{}: keypoints '{}' have {} frames, data.frames is {}", where(o, row),
-                                    row.keypoints.string(), seq.frames.size(), o.frames));
+at::Tensor latent_hands(const CacheBuildOptions& o, const curate::ManifestRow& row, const fs::path& keypoints,
+                        const fs::path& video, int64_t start) {
+    require_file(o, row, "keypoints", keypoints);
+    auto seq = pose::read_keypoints(keypoints);
+    if (static_cast<int64_t>(seq.frames.size()) < start + o.frames) {
+        throw DataError(fmt::format("{}: keypoints '{}' have {} frames, the row needs frames {}..{}", where(o, row),
+                                    keypoints.string(), seq.frames.size(), start, start + o.frames - 1));
     }
-    seq.frames.resize(static_cast<std::size_t>(o.frames));
+    seq.frames = {seq.frames.begin() + start, seq.frames.begin() + start + o.frames};
     // Keypoints are in the source video's pixels (unless the file names its canvas).
-    const auto info = media::probe_video(row.video);
+    const auto info = media::probe_video(video);
     for (auto& f : seq.frames) {
         if (f.width <= 0 || f.height <= 0) {
             f.width = info.width;
@@ -231,7 +281,8 @@ data::CachedSample build_sample(const CacheBuildOptions& o, const curate::Manife
                                 const std::string& fingerprint) {
     data::CachedSample s;
     s.id = row.id;
-    const auto video = read_clip(o, row, "video", row.video);
+    const auto w = row_window(o, row);
+    const auto video = read_clip(o, row, "video", row.video, w.start);
     std::vector<at::Tensor> refs;
     if (!row.vace_reference_image.empty()) {
         require_file(o, row, "vace_reference_image", row.vace_reference_image);
@@ -241,19 +292,27 @@ data::CachedSample build_sample(const CacheBuildOptions& o, const curate::Manife
     s.ref_frames = static_cast<int64_t>(refs.size());
 
     const models::wan::VideoEncoder encode = [&](const at::Tensor& v) { return enc.encode_video(v); };
-    std::vector<at::Tensor> parts;
-    for (const auto& r : refs) parts.push_back(encode(r));
-    parts.push_back(encode(video));
-    s.latents = torch::cat(parts, 1).contiguous();
+    std::vector<at::Tensor> ref_latents;
+    for (const auto& r : refs) ref_latents.push_back(encode(r));
+    auto with_refs = [&](const at::Tensor& clip) {  // reference latents first, then the clip's
+        auto parts = ref_latents;
+        parts.push_back(encode(clip));
+        return torch::cat(parts, 1).contiguous();
+    };
+    s.latents = with_refs(video);
+    if (w.pair()) s.latents_loser = with_refs(read_clip(o, row, "loser_video", w.loser_video, w.start));
     if (o.vace_channels > 0) {
-        const auto pose_video = read_clip(o, row, "vace_video", row.vace_video);
+        const auto pose_video = read_clip(o, row, "vace_video", row.vace_video, w.start);
         s.vace_context = models::wan::vace_context(pose_video, {}, refs, encode).contiguous();
         if (s.vace_context.size(0) != o.vace_channels) {
             throw ConfigError(fmt::format("the VACE conditioning has {} channels, the model takes {}",
                                           s.vace_context.size(0), o.vace_channels));
         }
     }
-    if (o.hand_masks) s.hand_mask = latent_hands(o, row);
+    if (o.hand_masks) {
+        s.hand_mask = latent_hands(o, row, row.keypoints, row.video, w.start);
+        if (w.pair()) s.hand_mask_loser = latent_hands(o, row, w.loser_keypoints, w.loser_video, w.start);
+    }
     s.context = enc.encode_prompt(row.prompt);
     s.meta = {{"fingerprint", fingerprint},
               {"manifest", o.manifest.string()},
@@ -267,7 +326,12 @@ data::CachedSample build_sample(const CacheBuildOptions& o, const curate::Manife
               {"vae", o.vae.string()},
               {"text_encoder", o.text_encoder.string()},
               {"tokenizer", o.tokenizer.string()},
-              {"text_dtype", o.text_dtype}};
+              {"text_dtype", o.text_dtype},
+              {"start_frame", std::to_string(w.start)}};
+    if (w.pair()) {
+        s.meta["loser_video"] = w.loser_video.string();
+        s.meta["loser_keypoints"] = o.hand_masks ? w.loser_keypoints.string() : "";
+    }
     if (s.hand_mask.defined()) s.meta["hand_fraction"] = fmt::format("{:.6f}", s.hand_mask.mean().item<double>());
     return s;
 }

@@ -93,5 +93,54 @@ TEST(Pairs, BadOptionsAndDuplicateIds) {
     EXPECT_NE(format_pair_stats(empty).find("DPO pairs that would exist: 0"), std::string::npos);
 }
 
+TEST(Pairs, StrictWindowsBecomeWinnerLoserRows) {
+    const ScoreConfig cfg;
+    const auto pairs = strict_pairs(hand_made_set(), cfg, {});
+    ASSERT_EQ(pairs.size(), 3u);  // the 3 strict windows counted above
+    // (a_good, a_bad) both windows, then (a_bad, a_mix) first window: a_mix wins there.
+    EXPECT_EQ(pairs[0].winner, "a_good");
+    EXPECT_EQ(pairs[0].loser, "a_bad");
+    EXPECT_EQ(pairs[0].start, 0);
+    EXPECT_EQ(pairs[0].frames, 16);
+    EXPECT_EQ(pairs[1].start, 16);
+    EXPECT_EQ(pairs[2].winner, "a_mix");
+    EXPECT_EQ(pairs[2].loser, "a_bad");
+    EXPECT_EQ(pairs[2].group, "A");
+
+    Manifest candidates;
+    candidates.path = "/data/set/candidates.csv";
+    for (const char* id : {"a_good", "a_bad", "a_mix"}) {
+        ManifestRow r;
+        r.id = id;
+        r.video = std::string("/data/set/videos/") + id + ".mp4";
+        r.keypoints = std::string("/data/set/kp/") + id;
+        r.vace_video = "/data/set/pose.mp4";
+        r.vace_reference_image = "/elsewhere/ref.png";
+        r.prompt = "a dancer";
+        candidates.rows.push_back(r);
+    }
+    const auto m = pair_manifest(pairs, candidates, "/data/set/pairs.csv");
+    ASSERT_EQ(m.rows.size(), 3u);
+    const auto& row = m.rows[1];
+    EXPECT_EQ(row.id, "a_good~a_bad@16");
+    EXPECT_EQ(row.video, "/data/set/videos/a_good.mp4");    // the winner's standard columns
+    EXPECT_EQ(row.get("loser_video"), "videos/a_bad.mp4");  // relative to the csv's directory
+    EXPECT_EQ(row.get("loser_keypoints"), "kp/a_bad");
+    EXPECT_EQ(row.get("start_frame"), "16");
+    EXPECT_EQ(row.get("frames"), "16");
+    EXPECT_EQ(row.get("winner"), "a_good");
+    EXPECT_EQ(row.get("group"), "A");
+    const auto far = pair_manifest(pairs, candidates, "/out/pairs.csv");
+    EXPECT_EQ(far.rows[0].get("loser_video"), "/data/set/videos/a_bad.mp4");  // not below: absolute
+
+    auto other = candidates;
+    other.rows[1].vace_video = "/data/set/other-pose.mp4";
+    expect_error<DataError>([&] { pair_manifest(pairs, other, "/data/set/pairs.csv"); },
+                            {"a_good", "a_bad", "same conditioning"});
+    auto fewer = candidates;
+    fewer.rows.pop_back();
+    expect_error<DataError>([&] { pair_manifest(pairs, fewer, "/data/set/pairs.csv"); }, {"a_mix", "not in"});
+}
+
 }  // namespace
 }  // namespace ipa::curate

@@ -295,3 +295,66 @@ TEST(CacheBuilder, TrainerBuildsTheCacheFromTheManifestAndTrains) {
     for (const auto& h : r.history) EXPECT_TRUE(std::isfinite(h.loss));
     EXPECT_EQ(ipa::data::CacheIndex::read(o.cache_dir).entries.size(), 4u);
 }
+
+// A DPO pair row (ipa-curate pairs --out): winner and loser over the same window, the
+// conditioning once, each one's hand mask — every part the same as a plain row of that video
+// over that window would hold.
+TEST(CacheBuilder, PairRowsHoldWinnerAndLoserOverTheirWindow) {
+    ipa::test::TempDir dir("ipa_prepare");
+    auto o = tiny_options(dir.path);
+    auto m = ipa::curate::read_manifest(o.manifest);
+    const auto& w = m.rows[0];
+    const auto& l = m.rows[1];
+    ASSERT_EQ(w.get("group"), l.get("group"));
+    ipa::curate::Manifest pairs;
+    pairs.columns = ipa::curate::standard_columns();
+    for (const char* c : {"start_frame", "frames", "loser_video", "loser_keypoints"}) pairs.columns.push_back(c);
+    auto row = w;
+    row.id = w.id + "~" + l.id + "@4";
+    row.extra = {{"start_frame", "4"},
+                 {"frames", "5"},
+                 {"loser_video", l.video.string()},
+                 {"loser_keypoints", l.keypoints.string()}};
+    pairs.rows.push_back(row);
+    // The same window of each video as plain rows, for comparison.
+    auto plain_w = w, plain_l = l;
+    plain_w.extra = plain_l.extra = {{"start_frame", "4"}};
+    plain_l.vace_video = w.vace_video;
+    plain_l.vace_reference_image = w.vace_reference_image;
+    plain_l.prompt = w.prompt;
+    pairs.rows.push_back(plain_w);
+    pairs.rows.push_back(plain_l);
+    o.manifest = dir.path / "pairs.csv";
+    ipa::curate::write_manifest(o.manifest, pairs);
+    ASSERT_EQ(build_cache_shard(o).built, 3);
+    write_cache_index(o);
+    const auto pair = ipa::data::load_cached_sample(o.cache_dir / cache_file_name(row.id));
+    const auto sw = ipa::data::load_cached_sample(o.cache_dir / cache_file_name(w.id));
+    const auto sl = ipa::data::load_cached_sample(o.cache_dir / cache_file_name(l.id));
+    ASSERT_TRUE(pair.is_pair());
+    EXPECT_TRUE(torch::equal(pair.latents, sw.latents));
+    EXPECT_TRUE(torch::equal(pair.latents_loser, sl.latents));
+    EXPECT_TRUE(torch::equal(pair.vace_context, sw.vace_context));
+    EXPECT_TRUE(torch::equal(pair.context, sw.context));
+    EXPECT_TRUE(torch::equal(pair.hand_mask, sw.hand_mask));
+    EXPECT_TRUE(torch::equal(pair.hand_mask_loser, sl.hand_mask));
+    EXPECT_EQ(pair.meta.at("start_frame"), "4");
+    // The window really starts at frame 4: the latents differ from the first five frames'.
+    auto vae = ipa::models::vae::load_wan_vae(o.vae);
+    ipa::media::VideoReadOptions ro;
+    ro.start = 4;
+    ro.max_frames = 5;
+    ro.size = std::make_pair(int64_t{32}, int64_t{32});
+    const auto clip = vae->encode(ipa::media::read_video(w.video, ro).frames);
+    EXPECT_TRUE(torch::equal(pair.latents.narrow(1, 1, clip.size(1)), clip));
+
+    // A window shorter than data.frames, and a window past the end, are refused by name.
+    pairs.rows.resize(1);
+    pairs.rows[0].extra["frames"] = "3";
+    ipa::curate::write_manifest(o.manifest, pairs);
+    EXPECT_CONTAINS(error_of<ipa::DataError>([&] { build_cache_shard(o); }), "--window 5");
+    pairs.rows[0].extra["frames"] = "5";
+    pairs.rows[0].extra["start_frame"] = "6";
+    ipa::curate::write_manifest(o.manifest, pairs);
+    EXPECT_CONTAINS(error_of<ipa::DataError>([&] { build_cache_shard(o); }), "from frame 6");
+}

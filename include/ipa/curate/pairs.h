@@ -17,9 +17,11 @@
 ///   - mixed     (Case 3): anything else (at least one MIXED candidate).
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <vector>
 
+#include "ipa/curate/manifest.h"
 #include "ipa/curate/score.h"
 
 namespace ipa::curate {
@@ -39,6 +41,26 @@ struct PairStats {
 /// Computes the statistics; ipa::ConfigError for window < 1, ipa::DataError for duplicate ids.
 PairStats pair_statistics(const std::vector<CandidateScore>& scores, const ScoreConfig& cfg,
                           const PairStatsOptions& opts);
+
+/// One strict window (Case 4) as a DPO pair: the candidate that is GOOD in the window
+/// wins, the BAD one loses; frames [start, start + frames).
+struct DpoPair {
+    std::string group, winner, loser;
+    int64_t start = 0, frames = 0;
+};
+
+/// Every strict window of every candidate pair — the windows pair_statistics() counts as
+/// `strict` — in group order, then pair order, then time.
+std::vector<DpoPair> strict_pairs(const std::vector<CandidateScore>& scores, const ScoreConfig& cfg,
+                                  const PairStatsOptions& opts);
+
+/// The pairs as a training manifest for `csv` (what `ipa-curate pairs --out` writes and
+/// data.manifest of a DPO run reads): one row per pair with the winner's standard columns
+/// (its video and keypoints; the conditioning both share), id `winner~loser@start`, and
+/// group, winner, loser, start_frame, frames, loser_video, loser_keypoints (paths relative
+/// to the csv's directory when below it). DataError for a candidate missing from
+/// `candidates` or a pair whose members differ in pose video, reference or prompt.
+Manifest pair_manifest(const std::vector<DpoPair>& pairs, const Manifest& candidates, const std::filesystem::path& csv);
 
 /// Human-readable report: the counts with percentages of windows and the number of DPO
 /// pairs that would exist (strict windows, and the candidate pairs they come from).
