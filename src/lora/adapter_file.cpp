@@ -175,11 +175,11 @@ void save_adapter(const fs::path& path, torch::nn::Module& model, const LoRAConf
     for (const auto& [name, lin] : mods) {
         auto& dst = starts_with(name, "vace_blocks.") ? vace : main;
         const std::string key = "diffusion_model." + name;
-        dst.emplace_back(key + ".lora_A.weight", lin->lora_A->weight.detach().to(torch::kCPU, torch::kFloat));
-        dst.emplace_back(key + ".lora_B.weight", lin->lora_B->weight.detach().to(torch::kCPU, torch::kFloat));
-        dst.emplace_back(key + ".alpha", torch::scalar_tensor(lin->lora_alpha, torch::kFloat));
+        dst.emplace_back(key + ".lora_A.weight", lin->lora_A_weight().detach().to(torch::kCPU, torch::kFloat));
+        dst.emplace_back(key + ".lora_B.weight", lin->lora_B_weight().detach().to(torch::kCPU, torch::kFloat));
+        dst.emplace_back(key + ".alpha", torch::scalar_tensor(lin->lora_alpha(), torch::kFloat));
         ranks.insert(lin->lora_rank());
-        alphas.insert(lin->lora_alpha);
+        alphas.insert(lin->lora_alpha());
     }
     metadata["format"] = "ipa.lora";
     metadata["format_version"] = "1";
@@ -237,7 +237,7 @@ std::vector<std::string> load_adapter(torch::nn::Module& model, const fs::path& 
                                            lin->in_features));
             continue;
         }
-        if (lin->lora_merged) {
+        if (lin->lora_merged()) {
             problems.push_back(
                 fmt::format("'{}': the model's adapter is merged into the base; unmerge first", it->second));
             continue;
@@ -262,14 +262,13 @@ std::vector<std::string> load_adapter(torch::nn::Module& model, const fs::path& 
         const int64_t rank = job.t->A.size(0);
         const double alpha = job.t->alpha.value_or(static_cast<double>(rank));
         if (!lin.has_lora() || lin.lora_rank() != rank) {
-            const double multiplier = lin.has_lora() ? lin.lora_multiplier : 1.0;
+            const double multiplier = lin.has_lora() ? lin.lora_multiplier() : 1.0;
             lin.attach_lora(rank, alpha);
-            lin.lora_multiplier = multiplier;
+            lin.set_lora_multiplier(multiplier);
         }
-        lin.lora_alpha = alpha;
-        lin.update_lora_scale();
-        lin.lora_A->weight.copy_(job.t->A.to(torch::kFloat));
-        lin.lora_B->weight.copy_(job.t->B.to(torch::kFloat));
+        lin.set_lora_alpha(alpha);
+        lin.lora_A_weight().copy_(job.t->A.to(torch::kFloat));
+        lin.lora_B_weight().copy_(job.t->B.to(torch::kFloat));
         loaded.push_back(job.name);
     }
     detail::freeze_base(model);

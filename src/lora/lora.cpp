@@ -75,8 +75,8 @@ std::vector<std::pair<std::string, LinearPtr>> lora_modules(torch::nn::Module& m
 void freeze_base(torch::nn::Module& model) {
     std::set<const void*> adapter;
     for (const auto& [name, lin] : lora_modules(model)) {
-        adapter.insert(lin->lora_A->weight.unsafeGetTensorImpl());
-        adapter.insert(lin->lora_B->weight.unsafeGetTensorImpl());
+        adapter.insert(lin->lora_A_weight().unsafeGetTensorImpl());
+        adapter.insert(lin->lora_B_weight().unsafeGetTensorImpl());
     }
     for (auto& p : model.parameters()) p.requires_grad_(adapter.count(p.unsafeGetTensorImpl()) > 0);
 }
@@ -168,13 +168,13 @@ std::vector<std::string> attach_lora(torch::nn::Module& model, const LoRAConfig&
     torch::NoGradGuard no_grad;
     for (const auto& [name, lin] : detail::linear_modules(model)) {
         if (!wanted.count(name)) continue;
-        if (lin->lora_merged)
+        if (lin->lora_merged())
             throw Error(fmt::format("attach_lora: the adapter of '{}' is merged; unmerge first", name));
         lin->attach_lora(cfg.rank, cfg.alpha);
         // kaiming_uniform_(a=√5) as PEFT: bound = gain·√(3/fan_in) = 1/√in.
         const double bound = 1.0 / std::sqrt(static_cast<double>(lin->in_features));
         auto a = torch::empty({cfg.rank, lin->in_features}, torch::kFloat).uniform_(-bound, bound, gen);
-        lin->lora_A->weight.copy_(a);
+        lin->lora_A_weight().copy_(a);
     }
     detail::freeze_base(model);
     spdlog::info("LoRA rank {} alpha {} on {} layers ({} trainable parameters)", cfg.rank, cfg.alpha, names.size(),
@@ -184,7 +184,7 @@ std::vector<std::string> attach_lora(torch::nn::Module& model, const LoRAConfig&
 
 void detach_lora(torch::nn::Module& model) {
     for (const auto& [name, lin] : detail::lora_modules(model)) {
-        if (lin->lora_merged)
+        if (lin->lora_merged())
             throw Error(fmt::format("detach_lora: the adapter of '{}' is merged; unmerge first", name));
     }
     for (const auto& [name, lin] : detail::lora_modules(model)) lin->detach_lora();
@@ -200,27 +200,26 @@ std::vector<std::string> adapted_modules(torch::nn::Module& model) {
 
 void set_lora_enabled(torch::nn::Module& model, bool enabled) {
     for (const auto& [name, lin] : detail::lora_modules(model)) {
-        if (enabled && lin->lora_merged) {
+        if (enabled && lin->lora_merged()) {
             throw Error(
                 fmt::format("set_lora_enabled: the adapter of '{}' is merged into the base; unmerge first", name));
         }
-        lin->lora_enabled = enabled;
+    }
+    for (const auto& [name, lin] : detail::lora_modules(model)) {
+        lin->set_lora_enabled(enabled);
     }
 }
 
 void set_lora_multiplier(torch::nn::Module& model, double multiplier) {
     TORCH_CHECK(std::isfinite(multiplier), "set_lora_multiplier: multiplier must be finite, got ", multiplier);
-    for (const auto& [name, lin] : detail::lora_modules(model)) {
-        lin->lora_multiplier = multiplier;
-        lin->update_lora_scale();
-    }
+    for (const auto& [name, lin] : detail::lora_modules(model)) lin->set_lora_multiplier(multiplier);
 }
 
 std::vector<std::pair<std::string, at::Tensor>> named_lora_parameters(torch::nn::Module& model) {
     std::vector<std::pair<std::string, at::Tensor>> out;
     for (const auto& [name, lin] : detail::lora_modules(model)) {
-        out.emplace_back(name + ".lora_A.weight", lin->lora_A->weight);
-        out.emplace_back(name + ".lora_B.weight", lin->lora_B->weight);
+        out.emplace_back(name + ".lora_A.weight", lin->lora_A_weight());
+        out.emplace_back(name + ".lora_B.weight", lin->lora_B_weight());
     }
     return out;
 }
@@ -242,91 +241,51 @@ int64_t count_lora_parameters(torch::nn::Module& model) {
 void snapshot_reference(torch::nn::Module& model) {
     const auto mods = detail::lora_modules(model);
     for (const auto& [name, lin] : mods) {
-        if (lin->lora_merged)
+        if (lin->lora_merged())
             throw Error(fmt::format("snapshot_reference: the adapter of '{}' is merged; unmerge first", name));
     }
-    torch::NoGradGuard no_grad;
-    for (const auto& [name, lin] : mods) {
-        if (lin->lora_enabled && lin->lora_scale != 0.0) {
-            lin->ref_A = lin->lora_A->weight.detach().clone();
-            lin->ref_B = lin->lora_B->weight.detach().clone();
-            lin->ref_scale = lin->lora_scale;
-        } else {
-            lin->ref_A = lin->ref_B = torch::Tensor();
-            lin->ref_scale = 0.0;
-        }
-    }
+    for (const auto& [name, lin] : mods) lin->snapshot_reference();
 }
 
 void clear_reference(torch::nn::Module& model) {
-    for (const auto& [name, lin] : detail::lora_modules(model)) {
-        lin->ref_A = lin->ref_B = torch::Tensor();
-        lin->ref_scale = 0.0;
-    }
+    for (const auto& [name, lin] : detail::lora_modules(model)) lin->clear_reference();
 }
 
 int64_t reference_bytes(torch::nn::Module& model) {
     int64_t n = 0;
-    for (const auto& [name, lin] : detail::lora_modules(model)) {
-        if (lin->ref_A.defined()) n += static_cast<int64_t>(lin->ref_A.nbytes() + lin->ref_B.nbytes());
-    }
+    for (const auto& [name, lin] : detail::lora_modules(model)) n += lin->reference_bytes();
     return n;
 }
 
 ReferenceMode::ReferenceMode(torch::nn::Module& model) {
     const auto mods = detail::lora_modules(model);
     for (const auto& [name, lin] : mods) {
-        if (lin->lora_merged) {
+        if (lin->lora_merged()) {
             throw Error(
                 fmt::format("ReferenceMode: the adapter of '{}' is merged into the base weight, so the "
                             "reference cannot be computed; unmerge first",
                             name));
         }
     }
-    for (const auto& [name, lin] : mods) {
-        previous_.emplace_back(lin, lin->ref_mode);
-        lin->ref_mode = true;
-    }
+    for (const auto& [name, lin] : mods) previous_.emplace_back(lin, lin->set_reference_mode(true));
 }
 
 ReferenceMode::~ReferenceMode() {
     for (auto it = previous_.rbegin(); it != previous_.rend(); ++it) {
-        static_cast<models::wan::LinearImpl&>(*it->first).ref_mode = it->second;
+        static_cast<models::wan::LinearImpl&>(*it->first).set_reference_mode(it->second);
     }
 }
 
 // ---- merging into the base ----
 
 void merge_lora(torch::nn::Module& model) {
-    torch::NoGradGuard no_grad;
     int merged = 0;
-    for (const auto& [name, lin] : detail::lora_modules(model)) {
-        if (lin->lora_merged || !lin->lora_enabled) continue;
-        auto& w = lin->weight;
-        // ref: PEFT LoraLayer.get_delta_weight (B @ A · scale)
-        const auto delta = torch::mm(lin->lora_B->weight.to(torch::kFloat), lin->lora_A->weight.to(torch::kFloat)) *
-                           lin->lora_scale;  // [out, in]
-        w.copy_((w.to(torch::kFloat) + delta.to(w.device())).to(w.scalar_type()));
-        lin->lora_merged = true;
-        lin->lora_merged_scale = lin->lora_scale;
-        lin->lora_enabled = false;
-        ++merged;
-    }
+    for (const auto& [name, lin] : detail::lora_modules(model)) merged += lin->merge_lora() ? 1 : 0;
     spdlog::debug("merged {} LoRA adapters into the base weights", merged);
 }
 
 void unmerge_lora(torch::nn::Module& model) {
-    torch::NoGradGuard no_grad;
-    for (const auto& [name, lin] : detail::lora_modules(model)) {
-        if (!lin->lora_merged) continue;
-        auto& w = lin->weight;
-        const auto delta = torch::mm(lin->lora_B->weight.to(torch::kFloat), lin->lora_A->weight.to(torch::kFloat)) *
-                           lin->lora_merged_scale;
-        w.copy_((w.to(torch::kFloat) - delta.to(w.device())).to(w.scalar_type()));
-        lin->lora_merged = false;
-        lin->lora_merged_scale = 0.0;
-        lin->lora_enabled = true;
-    }
+    for (const auto& [name, lin] : detail::lora_modules(model)) lin->unmerge_lora();
 }
 
 }  // namespace ipa::lora

@@ -136,29 +136,29 @@ TEST(LoRAAttach, KeysShapesInitFreezingAndDtype) {
     // PEFT init: A ~ U(±1/√in), B = 0, scale alpha/r; a zero B leaves the output unchanged.
     const auto q = linear(*m, "blocks.0.self_attn.q");
     ASSERT_TRUE(q && q->has_lora());
-    const auto a = q->lora_A->weight;
+    const auto a = q->lora_A_weight();
     EXPECT_LE(a.abs().max().item<double>(), 1.0 / std::sqrt(40.0));
     EXPECT_GT(a.abs().max().item<double>(), 0.5 / std::sqrt(40.0));
     const double uniform_std = 1.0 / std::sqrt(40.0 * 3.0);
     EXPECT_NEAR(a.std().item<double>(), uniform_std, 0.15 * uniform_std);
-    EXPECT_EQ(q->lora_B->weight.count_nonzero().item<int64_t>(), 0);
-    EXPECT_DOUBLE_EQ(q->lora_scale, 2.0);
+    EXPECT_EQ(q->lora_B_weight().count_nonzero().item<int64_t>(), 0);
+    EXPECT_DOUBLE_EQ(q->lora_scale(), 2.0);
     EXPECT_TRUE(torch::equal(run(*m, in), y_base));
 
     // Seeded: same seed, same A; another seed, another A.
     auto m2 = base_model();
     ipa::lora::attach_lora(*m2, small(), 5);
-    EXPECT_TRUE(torch::equal(linear(*m2, "blocks.3.self_attn.v")->lora_A->weight,
-                             linear(*m, "blocks.3.self_attn.v")->lora_A->weight));
+    EXPECT_TRUE(torch::equal(linear(*m2, "blocks.3.self_attn.v")->lora_A_weight(),
+                             linear(*m, "blocks.3.self_attn.v")->lora_A_weight()));
     auto m3 = base_model();
     ipa::lora::attach_lora(*m3, small(), 6);
-    EXPECT_FALSE(torch::equal(linear(*m3, "blocks.0.self_attn.q")->lora_A->weight, a));
+    EXPECT_FALSE(torch::equal(linear(*m3, "blocks.0.self_attn.q")->lora_A_weight(), a));
 
     // bf16 model: adapters stay fp32.
     m->set_dtype(torch::kBFloat16);
     EXPECT_EQ(q->weight.scalar_type(), torch::kBFloat16);
-    EXPECT_EQ(q->lora_A->weight.scalar_type(), torch::kFloat);
-    EXPECT_EQ(q->lora_B->weight.scalar_type(), torch::kFloat);
+    EXPECT_EQ(q->lora_A_weight().scalar_type(), torch::kFloat);
+    EXPECT_EQ(q->lora_B_weight().scalar_type(), torch::kFloat);
 }
 
 TEST(LoRAAttach, GradientsReachOnlyTheAdapter) {
@@ -195,11 +195,11 @@ TEST(LoRAControl, EnableAndMultiplier) {
     // One layer against the formula: y = xWᵀ + b + mult·(alpha/r)·x Aᵀ Bᵀ.
     ipa::lora::set_lora_multiplier(*m, 2.0);
     const auto q = linear(*m, "blocks.1.self_attn.k");
-    EXPECT_DOUBLE_EQ(q->lora_scale, 2.0 * 8.0 / 4.0);
+    EXPECT_DOUBLE_EQ(q->lora_scale(), 2.0 * 8.0 / 4.0);
     const auto x = torch::randn({3, 40});
     torch::NoGradGuard g;
     const auto expected =
-        torch::addmm(q->bias, x, q->weight.t()) + 4.0 * x.mm(q->lora_A->weight.t()).mm(q->lora_B->weight.t());
+        torch::addmm(q->bias, x, q->weight.t()) + 4.0 * x.mm(q->lora_A_weight().t()).mm(q->lora_B_weight().t());
     EXPECT_TRUE(torch::allclose(q->forward(x), expected, 1e-5, 1e-5));
     EXPECT_TRUE(torch::allclose(q->forward_base(x), torch::addmm(q->bias, x, q->weight.t()), 1e-6, 1e-6));
 }
@@ -247,8 +247,8 @@ TEST(LoRAReference, SnapshotStaysFrozenAndSharesTheBase) {
     EXPECT_EQ(ipa::lora::reference_bytes(*m), lora_bytes);
     EXPECT_EQ(param_bytes(*m) + ipa::lora::reference_bytes(*m), base_bytes + 2 * lora_bytes);
     const auto q = linear(*m, "blocks.2.self_attn.q");
-    EXPECT_NE(q->ref_A.data_ptr(), q->lora_A->weight.data_ptr());
-    EXPECT_FALSE(q->ref_A.requires_grad());
+    EXPECT_NE(q->reference_A().data_ptr(), q->lora_A_weight().data_ptr());
+    EXPECT_FALSE(q->reference_A().requires_grad());
     for (const auto& p : m->named_parameters()) EXPECT_FALSE(contains(p.key(), "ref_")) << p.key();
     for (const auto& b : m->named_buffers()) EXPECT_FALSE(contains(b.key(), "ref")) << b.key();
 
@@ -284,8 +284,8 @@ TEST(LoRAMerge, MergedMatchesUnmergedAndUnmergeRestores) {
     const auto w0 = q->weight.clone();
 
     ipa::lora::merge_lora(*m);
-    EXPECT_TRUE(q->lora_merged);
-    EXPECT_FALSE(q->lora_enabled);
+    EXPECT_TRUE(q->lora_merged());
+    EXPECT_FALSE(q->lora_enabled());
     EXPECT_FALSE(torch::allclose(q->weight, w0));
     const auto y_merged = run(*m, in);
     EXPECT_TRUE(torch::allclose(y_merged, y_lora, 1e-4, 1e-5)) << (y_merged - y_lora).abs().max();
@@ -295,8 +295,8 @@ TEST(LoRAMerge, MergedMatchesUnmergedAndUnmergeRestores) {
     EXPECT_TRUE(torch::allclose(run(*m, in), y_merged, 0, 0));
 
     ipa::lora::unmerge_lora(*m);
-    EXPECT_FALSE(q->lora_merged);
-    EXPECT_TRUE(q->lora_enabled);
+    EXPECT_FALSE(q->lora_merged());
+    EXPECT_TRUE(q->lora_enabled());
     EXPECT_TRUE(torch::allclose(q->weight, w0, 0, 1e-6)) << (q->weight - w0).abs().max();
     EXPECT_TRUE(torch::allclose(run(*m, in), y_lora, 1e-4, 1e-5));
 
@@ -306,4 +306,50 @@ TEST(LoRAMerge, MergedMatchesUnmergedAndUnmergeRestores) {
     ipa::lora::merge_lora(*m);
     EXPECT_EQ(q->weight.scalar_type(), torch::kBFloat16);
     EXPECT_TRUE(torch::allclose(run(*m, in), y16, 0.05, 0.05));
+}
+
+// The adapter state of a Linear changes only through its methods, which keep the
+// invariants: a merged adapter is not re-attached, enabled, snapshot or used as the
+// reference; a snapshot goes with its adapter; attaching resets the multiplier.
+TEST(LoRAState, InvariantsHeldByTheLinear) {
+    ipa::models::wan::Linear lin(6, 4);
+    EXPECT_FALSE(lin->has_lora());
+    EXPECT_EQ(lin->lora_scale(), 0.0);
+    lin->attach_lora(2, 4.0);
+    EXPECT_TRUE(lin->lora_enabled());
+    EXPECT_DOUBLE_EQ(lin->lora_scale(), 2.0);
+    lin->set_lora_multiplier(0.5);
+    EXPECT_DOUBLE_EQ(lin->lora_scale(), 1.0);
+    {
+        torch::NoGradGuard g;
+        lin->lora_B_weight().fill_(0.1);
+        lin->lora_A_weight().fill_(0.2);
+    }
+    lin->snapshot_reference();
+    EXPECT_TRUE(lin->has_reference());
+    EXPECT_GT(lin->reference_bytes(), 0);
+    const auto x = torch::randn({3, 6});
+    const auto adapted = lin->forward(x);
+    EXPECT_TRUE(lin->merge_lora());
+    EXPECT_TRUE(lin->lora_merged());
+    EXPECT_FALSE(lin->lora_enabled());
+    EXPECT_FALSE(lin->merge_lora());  // already merged: nothing to do
+    EXPECT_TRUE(torch::allclose(lin->forward(x), adapted, 1e-5, 1e-6));
+    EXPECT_THROW(lin->set_lora_enabled(true), c10::Error);
+    EXPECT_THROW(lin->set_reference_mode(true), c10::Error);
+    EXPECT_THROW(lin->snapshot_reference(), c10::Error);
+    EXPECT_THROW(lin->attach_lora(2, 2.0), c10::Error);
+    EXPECT_THROW(lin->detach_lora(), c10::Error);
+    lin->unmerge_lora();
+    EXPECT_TRUE(lin->lora_enabled());
+    EXPECT_TRUE(torch::allclose(lin->forward(x), adapted, 1e-5, 1e-6));
+    EXPECT_FALSE(lin->set_reference_mode(true));  // returns the previous mode
+    EXPECT_TRUE(lin->set_reference_mode(false));
+    lin->attach_lora(3, 3.0);  // a new adapter: fresh state, no snapshot, multiplier 1
+    EXPECT_FALSE(lin->has_reference());
+    EXPECT_DOUBLE_EQ(lin->lora_multiplier(), 1.0);
+    EXPECT_DOUBLE_EQ(lin->lora_scale(), 1.0);
+    lin->detach_lora();
+    EXPECT_FALSE(lin->has_lora());
+    EXPECT_EQ(lin->reference_bytes(), 0);
 }

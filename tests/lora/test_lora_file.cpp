@@ -93,11 +93,11 @@ TEST(LoRAFile, AcceptsEverySpelling) {
             EXPECT_EQ(loaded, (std::vector<std::string>{"blocks.1.self_attn.k", "blocks.1.self_attn.q"})) << path;
             const auto q = linear(*m, "blocks.1.self_attn.q");
             ASSERT_TRUE(q->has_lora());
-            EXPECT_TRUE(torch::equal(q->lora_A->weight, a_q));
-            EXPECT_TRUE(torch::equal(q->lora_B->weight, b_q));
-            EXPECT_EQ(linear(*m, "blocks.1.self_attn.k")->lora_A->weight.scalar_type(), torch::kFloat);
-            EXPECT_DOUBLE_EQ(q->lora_alpha, 3.0);  // no alpha: alpha = rank
-            EXPECT_DOUBLE_EQ(q->lora_scale, 1.0);
+            EXPECT_TRUE(torch::equal(q->lora_A_weight(), a_q));
+            EXPECT_TRUE(torch::equal(q->lora_B_weight(), b_q));
+            EXPECT_EQ(linear(*m, "blocks.1.self_attn.k")->lora_A_weight().scalar_type(), torch::kFloat);
+            EXPECT_DOUBLE_EQ(q->lora_alpha(), 3.0);  // no alpha: alpha = rank
+            EXPECT_DOUBLE_EQ(q->lora_scale(), 1.0);
             EXPECT_FALSE(linear(*m, "blocks.0.self_attn.q")->has_lora());
         }
     }
@@ -109,13 +109,13 @@ TEST(LoRAFile, AcceptsEverySpelling) {
                               {{"alpha", "6"}});
     auto m = base_model();
     EXPECT_EQ(ipa::lora::load_adapter(*m, meta, true), (std::vector<std::string>{"blocks.2.self_attn.v"}));
-    EXPECT_DOUBLE_EQ(linear(*m, "blocks.2.self_attn.v")->lora_scale, 2.0);
+    EXPECT_DOUBLE_EQ(linear(*m, "blocks.2.self_attn.v")->lora_scale(), 2.0);
     const auto kohya = dir / "kohya.safetensors";
     ipa::io::save_safetensors(kohya, {{"lora_unet_blocks_3_self_attn_o.lora_down.weight", a_q},
                                       {"lora_unet_blocks_3_self_attn_o.lora_up.weight", b_q},
                                       {"lora_unet_blocks_3_self_attn_o.alpha", torch::scalar_tensor(1.5)}});
     EXPECT_EQ(ipa::lora::load_adapter(*m, kohya, true), (std::vector<std::string>{"blocks.3.self_attn.o"}));
-    EXPECT_DOUBLE_EQ(linear(*m, "blocks.3.self_attn.o")->lora_scale, 0.5);
+    EXPECT_DOUBLE_EQ(linear(*m, "blocks.3.self_attn.o")->lora_scale(), 0.5);
 
     // A different rank replaces the existing adapter.
     ipa::lora::attach_lora(*m, small(), 1);
@@ -215,7 +215,7 @@ TEST(LoRAMergeCheckpoint, MergedCheckpointEqualsBasePlusAdapter) {
         ipa::io::SafetensorsFile::open(dir / "base16.safetensors").tensor("model.diffusion_model.head.head.weight")));
     const auto lin = linear(*m, "blocks.2.self_attn.v");
     const auto expected = (lin->weight.detach().to(torch::kBFloat16).to(torch::kFloat) +
-                           lin->lora_B->weight.detach().mm(lin->lora_A->weight.detach()) * 2.0)
+                           lin->lora_B_weight().detach().mm(lin->lora_A_weight().detach()) * 2.0)
                               .to(torch::kBFloat16);
     EXPECT_TRUE(torch::equal(w, expected));
 

@@ -30,47 +30,112 @@ LoRAFactorImpl::LoRAFactorImpl(int64_t out, int64_t in, const torch::TensorOptio
 
 void LinearImpl::attach_lora(int64_t rank, double alpha) {
     TORCH_CHECK(rank > 0, "LoRA rank must be positive, got ", rank);
-    TORCH_CHECK(!lora_merged, "attach_lora: the current adapter is merged into the weight; unmerge first");
+    TORCH_CHECK(!lora_.merged, "attach_lora: the current adapter is merged into the weight; unmerge first");
     // fp32 adapters (fp64 on an fp64 model), whatever the base dtype.
     const auto o = weight.options().dtype(island_dtype(weight.scalar_type()));
     LoRAFactor a(rank, in_features, o);
     LoRAFactor b(out_features, rank, o);
     if (has_lora()) {
-        lora_A = replace_module("lora_A", a);
-        lora_B = replace_module("lora_B", b);
+        lora_A_ = replace_module("lora_A", a);
+        lora_B_ = replace_module("lora_B", b);
     } else {
-        lora_A = register_module("lora_A", a);
-        lora_B = register_module("lora_B", b);
+        lora_A_ = register_module("lora_A", a);
+        lora_B_ = register_module("lora_B", b);
     }
-    lora_alpha = alpha;
-    lora_multiplier = 1.0;
-    lora_enabled = true;
-    lora_merged_scale = 0.0;
-    ref_A = ref_B = torch::Tensor();
-    ref_scale = 0.0;
+    lora_ = LoRAState{};
+    lora_.alpha = alpha;
+    lora_.enabled = true;
     update_lora_scale();
 }
 
 void LinearImpl::detach_lora() {
     if (!has_lora()) return;
-    TORCH_CHECK(!lora_merged, "detach_lora: the adapter is merged into the weight; unmerge first");
+    TORCH_CHECK(!lora_.merged, "detach_lora: the adapter is merged into the weight; unmerge first");
     unregister_module("lora_A");
     unregister_module("lora_B");
-    lora_A = nullptr;
-    lora_B = nullptr;
-    lora_alpha = lora_scale = ref_scale = 0.0;
-    lora_multiplier = 1.0;
-    lora_enabled = false;
-    ref_A = ref_B = torch::Tensor();
+    lora_A_ = nullptr;
+    lora_B_ = nullptr;
+    lora_ = LoRAState{};
 }
 
 void LinearImpl::update_lora_scale() {
-    lora_scale = has_lora() ? lora_multiplier * lora_alpha / static_cast<double>(lora_rank()) : 0.0;
+    lora_.scale = has_lora() ? lora_.multiplier * lora_.alpha / static_cast<double>(lora_rank()) : 0.0;
 }
 
-torch::Tensor LinearImpl::lora_A_weight() const { return has_lora() ? lora_A->weight : torch::Tensor(); }
+torch::Tensor LinearImpl::lora_A_weight() const { return has_lora() ? lora_A_->weight : torch::Tensor(); }
 
-torch::Tensor LinearImpl::lora_B_weight() const { return has_lora() ? lora_B->weight : torch::Tensor(); }
+torch::Tensor LinearImpl::lora_B_weight() const { return has_lora() ? lora_B_->weight : torch::Tensor(); }
+
+void LinearImpl::set_lora_alpha(double alpha) {
+    lora_.alpha = alpha;
+    update_lora_scale();
+}
+
+void LinearImpl::set_lora_multiplier(double multiplier) {
+    TORCH_CHECK(std::isfinite(multiplier), "LoRA multiplier must be finite, got ", multiplier);
+    lora_.multiplier = multiplier;
+    update_lora_scale();
+}
+
+void LinearImpl::set_lora_enabled(bool enabled) {
+    TORCH_CHECK(!(enabled && lora_.merged), "the adapter is merged into the weight; unmerge first");
+    lora_.enabled = enabled;
+}
+
+void LinearImpl::snapshot_reference() {
+    TORCH_CHECK(!lora_.merged, "snapshot_reference: the adapter is merged into the weight; unmerge first");
+    torch::NoGradGuard no_grad;
+    if (has_lora() && lora_.enabled && lora_.scale != 0.0) {
+        lora_.ref_A = lora_A_->weight.detach().clone();
+        lora_.ref_B = lora_B_->weight.detach().clone();
+        lora_.ref_scale = lora_.scale;
+    } else {
+        clear_reference();
+    }
+}
+
+void LinearImpl::clear_reference() {
+    lora_.ref_A = lora_.ref_B = torch::Tensor();
+    lora_.ref_scale = 0.0;
+}
+
+int64_t LinearImpl::reference_bytes() const {
+    return has_reference() ? static_cast<int64_t>(lora_.ref_A.nbytes() + lora_.ref_B.nbytes()) : 0;
+}
+
+bool LinearImpl::set_reference_mode(bool on) {
+    TORCH_CHECK(!(on && lora_.merged),
+                "the adapter is merged into the base weight, so the reference cannot be computed; unmerge first");
+    const bool previous = lora_.ref_mode;
+    lora_.ref_mode = on;
+    return previous;
+}
+
+torch::Tensor LinearImpl::merged_delta(double scale) const {
+    // ref: PEFT LoraLayer.get_delta_weight (B @ A · scale)
+    return torch::mm(lora_B_->weight.to(torch::kFloat), lora_A_->weight.to(torch::kFloat)) * scale;  // [out, in]
+}
+
+bool LinearImpl::merge_lora() {
+    if (!has_lora() || lora_.merged || !lora_.enabled) return false;
+    torch::NoGradGuard no_grad;
+    const auto delta = merged_delta(lora_.scale);
+    weight.copy_((weight.to(torch::kFloat) + delta.to(weight.device())).to(weight.scalar_type()));
+    lora_.merged = true;
+    lora_.merged_scale = lora_.scale;
+    lora_.enabled = false;
+    return true;
+}
+
+void LinearImpl::unmerge_lora() {
+    if (!lora_.merged) return;
+    torch::NoGradGuard no_grad;
+    const auto delta = merged_delta(lora_.merged_scale);
+    weight.copy_((weight.to(torch::kFloat) - delta.to(weight.device())).to(weight.scalar_type()));
+    lora_.merged = false;
+    lora_.merged_scale = 0.0;
+    lora_.enabled = true;
+}
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
     // x [..., in] -> [..., out]; adapter: [..., in] -> [..., r] -> [..., out]
@@ -78,20 +143,20 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
     if (!has_lora()) return y;
     torch::Tensor a, b;
     double scale = 0.0;
-    if (ref_mode) {
-        if (!ref_A.defined()) return y;
-        if (ref_A.device() != weight.device()) {  // the model moved after the snapshot
-            ref_A = ref_A.to(weight.device());
-            ref_B = ref_B.to(weight.device());
+    if (lora_.ref_mode) {
+        if (!lora_.ref_A.defined()) return y;
+        if (lora_.ref_A.device() != weight.device()) {  // the model moved after the snapshot
+            lora_.ref_A = lora_.ref_A.to(weight.device());
+            lora_.ref_B = lora_.ref_B.to(weight.device());
         }
-        a = ref_A;
-        b = ref_B;
-        scale = ref_scale;
+        a = lora_.ref_A;
+        b = lora_.ref_B;
+        scale = lora_.ref_scale;
     } else {
-        if (!lora_enabled) return y;
-        a = lora_A->weight;
-        b = lora_B->weight;
-        scale = lora_scale;
+        if (!lora_.enabled) return y;
+        a = lora_A_->weight;
+        b = lora_B_->weight;
+        scale = lora_.scale;
     }
     if (scale == 0.0) return y;
     // Adapter in its own (fp32) dtype; the sum is cast back to the base output dtype.

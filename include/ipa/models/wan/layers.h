@@ -34,37 +34,67 @@ struct LinearImpl : torch::nn::Module {
     int64_t in_features;
     int64_t out_features;
 
-    // ---- LoRA slot (driven by ipa/lora) ----
-    /// Registers a zero-filled fp32 adapter of `rank` on the weight's device as submodules
-    /// `lora_A` / `lora_B` (replacing an existing one, and dropping any reference copy),
-    /// enabled, with scale = alpha / rank.
+    // ---- the adapter (driven by ipa/lora; docs/architecture.md §5) ----
+    // All adapter state is private and changes only through these methods, which keep its
+    // invariants: a merged adapter cannot be re-attached, enabled, snapshot or serve as the
+    // reference; a snapshot is dropped with the adapter it copied.
+
+    /// Registers a zero-filled adapter of `rank` (fp32; fp64 on an fp64 model) on the
+    /// weight's device as submodules `lora_A` [r, in] / `lora_B` [out, r] (replacing an
+    /// existing one and its reference snapshot), enabled, with `alpha` and multiplier 1.
     void attach_lora(int64_t rank, double alpha);
-    /// Removes the adapter (and the reference copy); the base is untouched.
+    /// Removes the adapter and its snapshot; the base is untouched.
     void detach_lora();
-    bool has_lora() const { return !lora_A.is_empty(); }
-    int64_t lora_rank() const { return has_lora() ? lora_A->weight.size(0) : 0; }
-    /// lora_scale = lora_multiplier · lora_alpha / rank.
-    void update_lora_scale();
+    bool has_lora() const { return !lora_A_.is_empty(); }
+    int64_t lora_rank() const { return has_lora() ? lora_A_->weight.size(0) : 0; }
+    /// The factors' parameters (undefined without an adapter); writing into them trains.
     torch::Tensor lora_A_weight() const;
     torch::Tensor lora_B_weight() const;
-    LoRAFactor lora_A{nullptr};  ///< [r, in]
-    LoRAFactor lora_B{nullptr};  ///< [out, r]
-    double lora_alpha = 0.0;
-    double lora_multiplier = 1.0;
-    double lora_scale = 0.0;  ///< alpha / rank × user multiplier
-    bool lora_enabled = false;
-    /// True while lora_merged_scale·B·A is merged into `weight` (ipa::lora::merge_lora).
-    bool lora_merged = false;
-    double lora_merged_scale = 0.0;
+    double lora_alpha() const { return lora_.alpha; }
+    double lora_multiplier() const { return lora_.multiplier; }
+    /// multiplier · alpha / rank (0 without an adapter).
+    double lora_scale() const { return lora_.scale; }
+    bool lora_enabled() const { return lora_.enabled; }
+    bool lora_merged() const { return lora_.merged; }
+    void set_lora_alpha(double alpha);
+    void set_lora_multiplier(double multiplier);
+    /// Enabling a merged adapter is an error.
+    void set_lora_enabled(bool enabled);
 
-    /// Frozen reference adapter (ipa::lora::snapshot_reference): plain tensors, not
-    /// registered, so they are in neither named_parameters() nor checkpoints. Undefined:
-    /// the reference is the base alone.
-    torch::Tensor ref_A;
-    torch::Tensor ref_B;
-    double ref_scale = 0.0;
-    /// While true, forward uses the reference adapter (or none) instead of lora_A/lora_B.
-    bool ref_mode = false;
+    /// Copies the current adapter (when enabled with a non-zero scale; else none) into the
+    /// frozen reference: plain tensors, in neither named_parameters() nor checkpoints.
+    void snapshot_reference();
+    void clear_reference();
+    bool has_reference() const { return lora_.ref_A.defined(); }
+    torch::Tensor reference_A() const { return lora_.ref_A; }
+    int64_t reference_bytes() const;
+    /// While on, forward uses the reference (the snapshot, or the base alone) instead of the
+    /// adapter. Returns the previous mode. Turning it on for a merged adapter is an error.
+    bool set_reference_mode(bool on);
+
+    /// Adds scale·B·A (in fp32) into `weight` and disables the adapter; no-op when disabled
+    /// or already merged. Returns whether it merged.
+    bool merge_lora();
+    /// Subtracts the merged delta again and re-enables the adapter; no-op when not merged.
+    void unmerge_lora();
+
+private:
+    struct LoRAState {
+        double alpha = 0.0;
+        double multiplier = 1.0;
+        double scale = 0.0;  ///< multiplier · alpha / rank
+        bool enabled = false;
+        bool merged = false;  ///< merged_scale·B·A is inside `weight`
+        double merged_scale = 0.0;
+        torch::Tensor ref_A, ref_B;  ///< the reference snapshot (undefined: the base alone)
+        double ref_scale = 0.0;
+        bool ref_mode = false;
+    };
+    void update_lora_scale();
+    torch::Tensor merged_delta(double scale) const;
+    LoRAFactor lora_A_{nullptr};  ///< [r, in]
+    LoRAFactor lora_B_{nullptr};  ///< [out, r]
+    LoRAState lora_;
 };
 TORCH_MODULE(Linear);
 
