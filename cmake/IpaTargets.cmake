@@ -45,13 +45,18 @@ endif()
 function(ipa_target_defaults tgt)
     target_compile_options(${tgt} PRIVATE ${IPA_WARNINGS})
     get_target_property(_type ${tgt} TYPE)
-    if(IPA_STDCXX_FIRST AND _type STREQUAL "EXECUTABLE")
-        target_link_options(${tgt} PRIVATE "LINKER:--push-state,--no-as-needed" "-lstdc++" "LINKER:--pop-state")
+    # Libraries an executable names before everything else, kept although nothing may
+    # reference them by name (--no-as-needed): libstdc++ (above) and tcmalloc, which then
+    # serves malloc. One block: CMake de-duplicates repeated link options.
+    set(_first "")
+    if(IPA_STDCXX_FIRST)
+        list(APPEND _first "-lstdc++")
     endif()
-    # Nothing references tcmalloc by name: --no-as-needed keeps it, and it replaces malloc.
-    if(IPA_TCMALLOC_LINK AND _type STREQUAL "EXECUTABLE")
-        target_link_options(${tgt} PRIVATE "LINKER:--push-state,--no-as-needed" "${IPA_TCMALLOC_LINK}"
-                            "LINKER:--pop-state")
+    if(IPA_TCMALLOC_LINK)
+        list(APPEND _first "${IPA_TCMALLOC_LINK}")
+    endif()
+    if(_first AND _type STREQUAL "EXECUTABLE")
+        target_link_options(${tgt} PRIVATE "LINKER:--push-state,--no-as-needed" ${_first} "LINKER:--pop-state")
     endif()
     if(IPA_USE_PCH)
         target_precompile_headers(${tgt} REUSE_FROM ipa_pch)
