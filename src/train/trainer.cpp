@@ -255,7 +255,11 @@ fs::path checkpoint_step(Run& run, int64_t step, bool stopping) {
         on_main_rank(*run.pg, fmt::format("checkpoint step {}", step), [&] {
             detail::save_checkpoint(run.ckpt_dir, run.state, *run.tm.model, run.cfg, *run.optimizer,
                                     run.cfg.checkpoint.keep);
-            plot::write_training_curves(run.ckpt_dir / "metrics.jsonl", run.ckpt_dir / "curves.png");
+            try {  // a picture must never stop a run
+                plot::write_training_curves(run.ckpt_dir / "metrics.jsonl", run.ckpt_dir / "curves.png");
+            } catch (const std::exception& e) {
+                spdlog::warn("curves.png not redrawn: {}", e.what());
+            }
         });
         return run.ckpt_dir / fmt::format("step-{:06d}", step);
     }
