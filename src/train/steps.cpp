@@ -38,7 +38,7 @@ TrainModel build_model(const TrainConfig& cfg, const wan::WanConfig& mcfg, const
         tm.model = wan::load_wan_model(mcfg, cfg.model.checkpoint, lo);
     }
     tm.model->set_gradient_checkpointing(cfg.train.grad_checkpointing);
-    tm.adapted = lora::attach_lora(*tm.model, cfg.lora, cfg.train.seed);
+    lora::attach_lora(*tm.model, cfg.lora, cfg.train.seed);
     if (!cfg.lora_init_from.empty()) {
         lora::load_adapter(*tm.model, cfg.lora_init_from, /*strict=*/true);
         lora::snapshot_reference(*tm.model);
