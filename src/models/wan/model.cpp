@@ -96,7 +96,9 @@ void WanModelImpl::check_inputs(const WanInputs& in) const {
 }
 
 torch::Tensor WanModelImpl::embed_tokens(PatchEmbed& embed, const torch::Tensor& video, int64_t seq_len) {
-    auto tokens = embed(video).flatten(2).transpose(1, 2);  // [B, L, D]
+    // [B, L, D], contiguous: a transposed layout would follow x through every residual add,
+    // and each Linear on it would run as a strided matmul plus a separate bias pass.
+    auto tokens = embed(video).flatten(2).transpose(1, 2).contiguous();
     const int64_t l = tokens.size(1);
     if (seq_len > l) {
         tokens = torch::cat({tokens, tokens.new_zeros({tokens.size(0), seq_len - l, tokens.size(2)})}, 1);
