@@ -114,6 +114,9 @@ def main():
     ap.add_argument('--warmup', type=int, default=2)
     ap.add_argument('--threads', type=int, default=0, help='0: os.cpu_count()')
     ap.add_argument('--grad-checkpointing', action='store_true')
+    ap.add_argument('--print-times', action='store_true', help='also print every timed step')
+    ap.add_argument('--trace', default='', help='also profile one more step: Chrome trace to this file '
+                    '(scripts/profile_summary.py puts it beside ipa-train --profile-step)')
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads if args.threads > 0 else os.cpu_count())
@@ -160,19 +163,23 @@ def main():
         x_t = (1 - s) * x0 + s * noise          # flow matching: x_t, velocity target
         target = noise - x0
         t = sigma * NUM_TRAIN_TIMESTEPS
+        phase = torch.autograd.profiler.record_function  # named like ipa-train's phases in a trace
         if ref is not None:
-            with torch.no_grad():                # reference error first, no graph
+            with torch.no_grad(), phase('phase::reference'):  # reference error first, no graph
                 err_ref = halo_error(predict(ref, x_t, t), target, mask)
-        err = halo_error(predict(model, x_t, t), target, mask)
-        if ref is not None:
-            logits = 0.5 * BETA * (1 - sigma) ** 2 * (err_ref - err)
-            loss = -F.logsigmoid(logits).mean()
-        else:
-            loss = err.mean()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        with phase('phase::policy'):
+            err = halo_error(predict(model, x_t, t), target, mask)
+        with phase('phase::backward'):
+            if ref is not None:
+                logits = 0.5 * BETA * (1 - sigma) ** 2 * (err_ref - err)
+                loss = -F.logsigmoid(logits).mean()
+            else:
+                loss = err.mean()
+            loss.backward()
+        with phase('phase::update'):
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
         return loss.item()
 
     for _ in range(args.warmup):
@@ -183,11 +190,18 @@ def main():
         step()
         times.append(time.perf_counter() - t0)
 
+    if args.trace:
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            step()
+        prof.export_chrome_trace(args.trace)
+
     med, best = statistics.median(times), min(times)
     print(f"upstream {args.loss} step: model {args.model} ({cfg['num_layers']} layers, "
           f"dim {cfg['dim']}), batch {B}, latent {T}x{H}x{W} ({seq_len} tokens/sample), "
           f'LoRA rank {args.rank}, {torch.get_num_threads()} threads, torch {torch.__version__}')
     print(f'step time          median {med:.4f} s  best {best:.4f} s  {B / med:.2f} samples/s')
+    if args.print_times:
+        print('step times         ' + ' '.join(f'{t:.4f}' for t in times))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
     print(f'peak memory        {peak:.2f} MiB')
 

@@ -1,6 +1,7 @@
 // ipa-train --config run.yaml [--set section.key=value ...]
 // LoRA preference post-training (Flow-IPA + HALO) of a Wan/VACE DiT on cached samples.
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -80,12 +81,16 @@ int main(int argc, char** argv) {
     std::vector<std::string> overrides;
     std::string log_level = "info";
     bool print_config = false, no_progress = false, cache_only = false;
+    int64_t profile_step = 0;
     app.add_option("--config", config, "training config (YAML)")->required();
     app.add_option("--set", overrides, "override a key: section.key=value (repeatable)");
     app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
     app.add_flag("--print-config", print_config, "print the resolved config and exit");
     app.add_flag("--no-progress", no_progress, "no progress bar (log lines only)");
     app.add_flag("--cache-only", cache_only, "build the training cache from data.manifest, then exit");
+    app.add_option("--profile-step", profile_step,
+                   "record an operator profile of step N (Chrome trace in <checkpoint.dir>/profile/)")
+        ->check(CLI::NonNegativeNumber);
     CLI11_PARSE(app, argc, argv);
     try {
         auto ctx = ipa::RunContext::from_env();
@@ -106,6 +111,7 @@ int main(int argc, char** argv) {
         ipa::train::TrainHooks hooks;
         hooks.progress = !no_progress;
         hooks.cache_only = cache_only;
+        hooks.profile_step = profile_step;
         set_cache_hooks(hooks, cfg, ctx);
         const auto result = ipa::train::run_training(cfg, ctx, hooks);
         if (cache_only) {
@@ -140,6 +146,15 @@ int main(int argc, char** argv) {
                 const auto peak = ipa::compat::peak_memory_bytes(ctx.device);
                 std::printf("step time median %.4f s over %zu steps, peak memory %s\n", t[t.size() / 2], t.size(),
                             peak >= 0 ? (std::to_string(peak / 1048576) + " MiB").c_str() : "n/a on this device");
+                std::string phases;  // the same steps' phase medians
+                for (std::size_t p = 0; p < h[0].phases.items().size(); ++p) {
+                    std::vector<double> v;
+                    for (std::size_t i = 1; i < h.size(); ++i) v.push_back(h[i].phases.items()[p].second);
+                    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+                    phases += fmt::format("{}{} {:.3f}", phases.empty() ? "" : ", ", h[0].phases.items()[p].first,
+                                          v[v.size() / 2]);
+                }
+                std::printf("step phases (median s): %s\n", phases.c_str());
             }
             std::cout << "trained to step " << result.final_step
                       << (result.resumed_from ? " (resumed from step " + std::to_string(result.resumed_from) + ")" : "")

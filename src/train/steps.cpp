@@ -1,13 +1,16 @@
 #include "ipa/train/steps.h"
 
+#include <ATen/record_function.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <chrono>
 #include <cmath>
 #include <limits>
 
 #include "ipa/core/error.h"
+#include "ipa/core/torch_compat.h"
 #include "ipa/dist/process_group.h"
 #include "ipa/flow/timesteps.h"
 #include "ipa/lora/lora.h"
@@ -174,31 +177,59 @@ NoisedBatch noise_batch(const data::Batch& batch, const NoiseOptions& o) {
     return nb;
 }
 
+PhaseClock::PhaseClock(c10::Device device) : device_(device) {
+    compat::synchronize(device_);
+    last_ = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double PhaseClock::lap() {
+    compat::synchronize(device_);
+    const double now = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    const double d = now - last_;
+    last_ = now;
+    return d;
+}
+
 namespace {
 
 /// Per-sample weighted errors of the reference (no grad; undefined when not needed) and the policy.
-std::pair<at::Tensor, at::Tensor> errors(TrainModel& tm, const NoisedBatch& nb, bool with_ref, bool share) {
+std::pair<at::Tensor, at::Tensor> errors(TrainModel& tm, const NoisedBatch& nb, bool with_ref, bool share,
+                                         StepPhases& phases, PhaseClock& clock) {
     auto& model = *tm.model;
     std::shared_ptr<const wan::WanPrelude> pre;
     if (share && tm.share_prelude) {
         torch::NoGradGuard no_grad;  // nothing the prelude holds depends on the adapter
+        RECORD_USER_SCOPE("phase::prelude");
         pre = model.prelude(nb.in, tm.shared);
+        phases.prelude += clock.lap();
     }
     auto forward = [&] { return pre ? model.forward(nb.in, *pre) : model.forward(nb.in); };
     at::Tensor err_ref;
     if (with_ref) {
         torch::NoGradGuard no_grad;  // reference first: checkpoint recompute never sees the adapter toggled
         lora::ReferenceMode reference(model);
+        RECORD_USER_SCOPE("phase::reference");
         err_ref = loss::weighted_error(forward(), nb.target, nb.weights);
+        phases.reference += clock.lap();
     }
-    return {err_ref, loss::weighted_error(forward(), nb.target, nb.weights)};
+    at::Tensor err_theta;
+    {
+        RECORD_USER_SCOPE("phase::policy");
+        err_theta = loss::weighted_error(forward(), nb.target, nb.weights);
+    }
+    phases.policy += clock.lap();
+    return {err_ref, err_theta};
 }
 
 }  // namespace
 
-MicroResult micro_step(TrainModel& tm, const NoisedBatch& nb, const LossSection& ls, int64_t grad_accum, bool share) {
+MicroResult micro_step(TrainModel& tm, const NoisedBatch& nb, const LossSection& ls, int64_t grad_accum, bool share,
+                       StepPhases* phases) {
+    StepPhases local;
+    StepPhases& times = phases ? *phases : local;
+    PhaseClock clock(nb.in.x.device());
     const bool with_ref = ls.kind != loss::LossKind::sft;
-    const auto [err_ref, err_theta] = errors(tm, nb, with_ref, share);
+    const auto [err_ref, err_theta] = errors(tm, nb, with_ref, share, times, clock);
     const auto sigma = nb.sigma.to(err_theta.device());
     MicroResult r;
     if (ls.kind == loss::LossKind::dpo) {
@@ -225,9 +256,13 @@ MicroResult micro_step(TrainModel& tm, const NoisedBatch& nb, const LossSection&
         r.err_theta = err_theta.detach().mean();
         r.samples = err_theta.size(0);
     }
-    (r.loss / static_cast<double>(grad_accum)).backward();
+    {
+        RECORD_USER_SCOPE("phase::backward");
+        (r.loss / static_cast<double>(grad_accum)).backward();
+    }
     r.loss = r.loss.detach();
     r.tokens = nb.tokens;
+    times.backward += clock.lap();
     return r;
 }
 

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -25,6 +26,11 @@ namespace ipa::train {
 namespace fs = std::filesystem;
 namespace wan = ipa::models::wan;
 
+std::vector<std::pair<const char*, double>> StepPhases::items() const {
+    return {{"data", data},     {"noise", noise},       {"prelude", prelude}, {"reference", reference},
+            {"policy", policy}, {"backward", backward}, {"reduce", reduce},   {"update", update}};
+}
+
 std::string StepMetrics::to_json() const {
     nlohmann::json j{{"step", step},
                      {"loss", loss},
@@ -39,6 +45,8 @@ std::string StepMetrics::to_json() const {
                      {"step_time_s", step_time_s},
                      {"bad_steps", bad_steps}};
     if (has_margin) j["margin"] = margin;
+    auto& p = j["phase_s"] = nlohmann::json::object();
+    for (const auto& [name, seconds] : phases.items()) p[name] = seconds;
     return j.dump();
 }
 
@@ -183,6 +191,7 @@ void resume_run(Run& run, TrainResult& result) {
 StepMetrics train_step(Run& run, SampleStream& stream, int64_t step) {
     const auto& cfg = run.cfg;
     const double t0 = now_s();
+    PhaseClock clock(run.ctx.device);
     run.optimizer->zero_grad();
     StepMetrics m;
     m.step = step;
@@ -200,8 +209,12 @@ StepMetrics train_step(Run& run, SampleStream& stream, int64_t step) {
     const double k = 1.0 / static_cast<double>(cfg.train.grad_accum);
     for (int64_t a = 0; a < cfg.train.grad_accum; ++a) {
         no.micro = a;
-        const auto nb = noise_batch(stream.next_batch(cfg.train.batch_size), no);
-        const auto r = micro_step(run.tm, nb, cfg.loss, cfg.train.grad_accum);
+        const auto batch = stream.next_batch(cfg.train.batch_size);
+        m.phases.data += clock.lap();
+        const auto nb = noise_batch(batch, no);
+        m.phases.noise += clock.lap();
+        const auto r = micro_step(run.tm, nb, cfg.loss, cfg.train.grad_accum, /*share=*/true, &m.phases);
+        clock.lap();  // micro_step timed its own phases
         auto add = [k](double& into, const at::Tensor& v) { into += v.defined() ? v.item<double>() * k : 0.0; };
         add(m.loss, r.loss);
         add(m.err_theta, r.err_theta);
@@ -211,14 +224,33 @@ StepMetrics train_step(Run& run, SampleStream& stream, int64_t step) {
         add(m.margin, r.margin);
         samples += r.samples;
         tokens += r.tokens;
+        m.phases.backward += clock.lap();  // the metrics' device-to-host copies wait for it
     }
     reduce_step(*run.pg, run.tm.params, m, samples, tokens);
+    m.phases.reduce = clock.lap();
     apply_update(cfg, run.tm.params, *run.optimizer, step, m, run.state);
+    m.phases.update = clock.lap();
     run.state.step = step;
     m.bad_steps = run.state.bad_steps;
     m.step_time_s = now_s() - t0;
     m.samples_per_s = samples / m.step_time_s;
     m.tokens_per_s = tokens / m.step_time_s;
+    return m;
+}
+
+/// train_step under the operator profiler; each rank writes its Chrome trace.
+StepMetrics profiled_step(Run& run, SampleStream& stream, int64_t step) {
+    const auto dir = run.ckpt_dir / "profile";
+    fs::create_directories(dir);
+    const auto file = dir / (run.ctx.world_size > 1 ? fmt::format("step-{}.rank-{}.trace.json", step, run.ctx.rank)
+                                                    : fmt::format("step-{}.trace.json", step));
+    StepMetrics m;
+    {
+        torch::autograd::profiler::RecordProfile profile(file.string());
+        m = train_step(run, stream, step);
+    }
+    spdlog::info("step {}: operator profile written to {} (open in chrome://tracing or ui.perfetto.dev)", step,
+                 file.string());
     return m;
 }
 
@@ -237,6 +269,7 @@ void log_step(Run& run, const StepMetrics& m) {
                                                         {"perf/samples_per_s", m.samples_per_s},
                                                         {"perf/tokens_per_s", m.tokens_per_s}};
     if (m.has_margin) scalars.emplace_back("train/margin", m.margin);
+    for (const auto& [name, seconds] : m.phases.items()) scalars.emplace_back(fmt::format("time/{}_s", name), seconds);
     run.tensorboard->add_scalars(m.step, scalars);
     if (m.step % run.cfg.train.log_every != 0 && m.step != run.cfg.train.steps) return;
     const auto margin = m.has_margin ? fmt::format(" margin {:+.3e}", m.margin) : std::string();
@@ -287,7 +320,7 @@ TrainResult run_training(const TrainConfig& cfg, const RunContext& ctx, const Tr
     if (hooks.cache_only) return result;
     check_cache_kind(run);
 
-    spdlog::info("host allocator: {}", host_allocator());
+    spdlog::info("host allocator: {}; idle threads: {}", host_allocator(), thread_settings());
     run.tm = build_model(cfg, run.mcfg, ctx.device);
     run.optimizer = make_optimizer(cfg.optim, run.tm.params);
     run.ckpt_dir = cfg.checkpoint.dir;
@@ -302,7 +335,7 @@ TrainResult run_training(const TrainConfig& cfg, const RunContext& ctx, const Tr
     run.tm.model->train();
     while (run.state.step < cfg.train.steps) {
         const int64_t step = run.state.step + 1;
-        const auto m = train_step(run, stream, step);
+        const auto m = hooks.profile_step == step ? profiled_step(run, stream, step) : train_step(run, stream, step);
         result.history.push_back(m);
         log_step(run, m);
         const bool stop = hooks.stop_after_step > 0 && step >= hooks.stop_after_step;

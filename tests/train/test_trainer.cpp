@@ -207,6 +207,51 @@ TEST(Trainer, CheckpointsAreAtomicAndPruned) {
     EXPECT_EQ(find_latest_checkpoint(dir.path / "run"), dir.path / "run/step-000004");
 }
 
+// Where each step's time went (metrics.jsonl phase_s), and one step under the operator
+// profiler as a Chrome trace with the phases as ranges.
+TEST(Trainer, PhasesAreTimedAndAStepCanBeProfiled) {
+    for (const auto* kind : {"ipa", "sft"}) {
+        TempDir dir;
+        auto cfg = tiny_config(dir.path, 3);
+        cfg.loss.kind = ipa::loss::parse_loss_kind(kind);
+        auto hooks = quiet();
+        hooks.profile_step = 2;
+        const auto r = run_training(cfg, ipa::RunContext{}, hooks);
+        ASSERT_EQ(r.history.size(), 3u);
+        for (const auto& m : r.history) {
+            const auto& p = m.phases;
+            EXPECT_GT(p.prelude, 0.0) << kind;  // tiny: adapters on the main blocks only
+            EXPECT_EQ(p.reference > 0.0, std::string(kind) == "ipa") << kind;
+            EXPECT_GT(p.policy, 0.0) << kind;
+            EXPECT_GT(p.backward, 0.0) << kind;
+            EXPECT_GT(p.update, 0.0) << kind;
+            double sum = 0;
+            for (const auto& [name, seconds] : p.items()) {
+                EXPECT_GE(seconds, 0.0) << name;
+                sum += seconds;
+            }
+            EXPECT_LE(sum, m.step_time_s * 1.0001) << kind;
+            EXPECT_GT(sum, 0.5 * m.step_time_s) << kind;  // the phases are the step (less zero_grad)
+        }
+        std::ifstream metrics(r.metrics_file);
+        std::string line;
+        std::getline(metrics, line);
+        EXPECT_NE(line.find("\"phase_s\":{\"backward\":"), std::string::npos) << line;
+
+        const auto trace = dir.path / "run/profile/step-2.trace.json";
+        ASSERT_TRUE(fs::exists(trace));
+        EXPECT_FALSE(fs::exists(dir.path / "run/profile/step-1.trace.json"));
+        std::ifstream in(trace);
+        const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        EXPECT_EQ(text.find_first_not_of(" \n"), text.find('['));  // a JSON array of events
+        for (const std::string phase : {"policy", "backward"}) {
+            EXPECT_NE(text.find("\"phase::" + phase + "\""), std::string::npos) << phase;
+        }
+        EXPECT_EQ(text.find("\"phase::reference\"") != std::string::npos, std::string(kind) == "ipa");
+        EXPECT_NE(text.find("\"aten::mm\""), std::string::npos);
+    }
+}
+
 TEST(Trainer, BadCachesGiveClearErrors) {
     TempDir dir;
     auto cfg = tiny_config(dir.path, 2);

@@ -117,8 +117,21 @@ struct MicroResult {
 /// Reference pass (no grad; IPA and DPO), policy pass, the loss of `kind`, and backward of
 /// loss / grad_accum. With `share` the passes share what the adapter cannot change (see
 /// WanModelImpl::prelude); the result is bitwise the same either way.
+/// `phases`, when given, gets the prelude / reference / policy / backward times added.
 MicroResult micro_step(TrainModel& tm, const NoisedBatch& nb, const LossSection& loss, int64_t grad_accum,
-                       bool share = true);
+                       bool share = true, StepPhases* phases = nullptr);
+
+/// Wall-clock laps for StepPhases: each lap() returns the seconds since the previous one
+/// (or construction), synchronising a CUDA device first so its queued work is counted.
+class PhaseClock {
+public:
+    explicit PhaseClock(c10::Device device);
+    double lap();
+
+private:
+    c10::Device device_;
+    double last_;
+};
 
 /// Multi-rank: averages the adapter gradients and the step's metrics over the ranks (sums
 /// samples and tokens). No-op on one rank.

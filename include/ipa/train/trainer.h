@@ -3,12 +3,25 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ipa/core/run_context.h"
 #include "ipa/train/config.h"
 
 namespace ipa::train {
+
+/// Where one optimizer step's wall time went (seconds, summed over its micro steps; on CUDA
+/// the device is synchronised at each boundary). `noise` is drawing noise and timesteps and
+/// moving the batch to the device; `prelude` is the work the reference and policy passes
+/// share (WanModelImpl::prelude); `reference` and `policy` are the forward passes with their
+/// weighted errors; `backward` includes the loss; `reduce` is the all-reduce over ranks;
+/// `update` is the finiteness check, clipping and the optimizer step.
+struct StepPhases {
+    double data = 0, noise = 0, prelude = 0, reference = 0, policy = 0, backward = 0, reduce = 0, update = 0;
+    /// (name, seconds) in step order.
+    std::vector<std::pair<const char*, double>> items() const;
+};
 
 /// What one optimizer step measured (averaged over the step's micro-batches).
 /// For DPO, gap/err_theta/err_ref are the winners', `margin` is the implicit reward margin
@@ -19,6 +32,7 @@ struct StepMetrics {
     double grad_norm = 0, lr = 0, samples_per_s = 0, tokens_per_s = 0, step_time_s = 0;
     int64_t bad_steps = 0;    ///< NaN/Inf steps skipped so far
     bool has_margin = false;  ///< DPO: `margin` is written
+    StepPhases phases;
     std::string to_json() const;
 };
 
@@ -38,6 +52,9 @@ struct TrainHooks {
     bool progress = true;
     /// Open (and build) the training cache, then return without loading the DiT or training.
     bool cache_only = false;
+    /// Record an operator-level profile of this step (1-based; 0 = none) as a Chrome trace
+    /// (chrome://tracing, Perfetto) in <checkpoint.dir>/profile/step-N.trace.json.
+    int64_t profile_step = 0;
     /// Building the cache from data.manifest (prepare/cache_builder.h; the trainer itself
     /// links no OpenCV, ipa-train sets these). With data.manifest set, every rank calls
     /// build_cache_shard (it builds what is missing or stale of its share), the ranks wait
