@@ -42,9 +42,19 @@ if(NOT _ipa_torch_prefix_real MATCHES "^/usr(/local)?$")
     set(IPA_STDCXX_FIRST ON)
 endif()
 
+# Every executable's start-up defaults (threading runtimes; src/core/process_start.cpp).
+# Tests get the same values from CTest, so they start without the re-execution.
+set(IPA_TEST_ENV "OMP_NUM_THREADS=2" "OMP_WAIT_POLICY=PASSIVE" "OPENBLAS_THREAD_TIMEOUT=4"
+                 "IPA_THREAD_DEFAULTS=OMP_WAIT_POLICY,OPENBLAS_THREAD_TIMEOUT")
+add_library(ipa_process_start OBJECT ${CMAKE_CURRENT_LIST_DIR}/../src/core/process_start.cpp)
+target_compile_options(ipa_process_start PRIVATE ${IPA_WARNINGS})
+
 function(ipa_target_defaults tgt)
     target_compile_options(${tgt} PRIVATE ${IPA_WARNINGS})
     get_target_property(_type ${tgt} TYPE)
+    if(_type STREQUAL "EXECUTABLE")
+        target_sources(${tgt} PRIVATE $<TARGET_OBJECTS:ipa_process_start>)
+    endif()
     # Libraries an executable names before everything else, kept although nothing may
     # reference them by name (--no-as-needed): libstdc++ (above) and tcmalloc, which then
     # serves malloc. One block: CMake de-duplicates repeated link options.

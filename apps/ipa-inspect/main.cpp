@@ -47,7 +47,8 @@ std::string version_report() {
       << "attention on CPU (fp32, key-padding mask): " << ipa::compat::attention_backend(q, q, q, mask) << "\n"
       << "process groups: " << (backends.empty() ? std::string("none (single process only)") : backends) << "\n"
       << "media parts (OpenCV, SentencePiece): " << (IPA_WITH_MEDIA ? "yes" : "no (IPA_WITH_MEDIA=OFF)") << "\n"
-      << "host allocator: " << ipa::host_allocator() << " (built for: " << IPA_HOST_ALLOCATOR << ")\n";
+      << "host allocator: " << ipa::host_allocator() << " (built for: " << IPA_HOST_ALLOCATOR << ")\n"
+      << "idle threads: " << ipa::thread_settings() << "\n";
     return o.str();
 }
 

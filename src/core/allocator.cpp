@@ -2,6 +2,8 @@
 
 #include <dlfcn.h>
 
+#include <cstdlib>
+
 namespace ipa {
 
 std::string host_allocator() {
@@ -14,6 +16,21 @@ std::string host_allocator() {
         return std::string("tcmalloc") + (text ? std::string(" (") + text + ")" : std::string());
     }
     return "system";
+}
+
+std::string thread_settings() {
+    std::string out, ours, users;
+    const char* marker = std::getenv("IPA_THREAD_DEFAULTS");
+    const std::string set_by_ipa = marker ? std::string(",") + marker + "," : std::string();
+    for (const char* name : {"OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT"}) {
+        const char* v = std::getenv(name);
+        const std::string item = std::string(name) + "=" + (v && *v ? v : "(unset)");
+        (set_by_ipa.find(std::string(",") + name + ",") != std::string::npos ? ours : users) += " " + item;
+    }
+    if (!ours.empty()) out += ours.substr(1) + " (ipa defaults)";
+    if (!users.empty()) out += (out.empty() ? "" : ", ") + users.substr(1) + " (from the environment)";
+    if (marker && std::string(marker) == "0") out += "; IPA_THREAD_DEFAULTS=0 turned the ipa defaults off";
+    return out;
 }
 
 }  // namespace ipa

@@ -1,3 +1,4 @@
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -195,4 +196,58 @@ TEST(HostAllocator, IsTheOneTheBuildLinked) {
     } else if (std::getenv("LD_PRELOAD") == nullptr) {
         EXPECT_EQ(in_use, "system");
     }
+}
+
+// Every ipa executable (this test binary too) sets the threading runtimes' idle-thread
+// defaults before any library initialises, unless the environment has them
+// (src/core/process_start.cpp); the OpenMP runtime must have read ours.
+TEST(ThreadDefaults, SetBeforeTheRuntimesStart) {
+    const char* marker = std::getenv("IPA_THREAD_DEFAULTS");
+    const char* policy = std::getenv("OMP_WAIT_POLICY");
+    const char* timeout = std::getenv("OPENBLAS_THREAD_TIMEOUT");
+    ASSERT_NE(policy, nullptr);
+    ASSERT_NE(timeout, nullptr);
+    const auto settings = ipa::thread_settings();
+    const bool ours = marker && std::string(marker).find("OMP_WAIT_POLICY") != std::string::npos;
+    if (ours) {
+        EXPECT_STREQ(policy, "PASSIVE");
+        EXPECT_NE(settings.find("OMP_WAIT_POLICY=PASSIVE"), std::string::npos) << settings;
+        EXPECT_NE(settings.find("(ipa defaults)"), std::string::npos) << settings;
+    } else {
+        EXPECT_NE(settings.find("(from the environment)"), std::string::npos) << settings;
+    }
+    // libgomp (GCC >= 9) prints the values it parsed at its start-up.
+    using Display = void (*)(int);
+    if (const auto display = reinterpret_cast<Display>(dlsym(RTLD_DEFAULT, "omp_display_env"))) {
+        testing::internal::CaptureStderr();
+        display(0);
+        const auto parsed = testing::internal::GetCapturedStderr();
+        EXPECT_NE(parsed.find(std::string("OMP_WAIT_POLICY = '") + policy + "'"), std::string::npos) << parsed;
+    }
+}
+
+// The executable's start-up re-execution: a program started without the variables runs
+// with ipa's defaults; one the user set is kept; IPA_THREAD_DEFAULTS=0 turns it off.
+TEST(ThreadDefaults, ProgramsStartWithThemUnlessTheUserSetThem) {
+    auto version = [](const std::string& env) {
+        const std::string cmd = "env -u OMP_WAIT_POLICY -u OPENBLAS_THREAD_TIMEOUT -u IPA_THREAD_DEFAULTS " + env +
+                                " '" IPA_INSPECT_BIN "' version 2>&1";
+        std::string out;
+        FILE* p = ::popen(cmd.c_str(), "r");
+        if (!p) return out;
+        char buf[512];
+        while (std::fgets(buf, sizeof buf, p)) out += buf;
+        EXPECT_EQ(::pclose(p), 0) << out;
+        return out;
+    };
+    const auto plain = version("");
+    EXPECT_NE(plain.find("idle threads: OMP_WAIT_POLICY=PASSIVE OPENBLAS_THREAD_TIMEOUT=4 (ipa defaults)"),
+              std::string::npos)
+        << plain;
+    const auto user = version("OMP_WAIT_POLICY=ACTIVE");
+    EXPECT_NE(user.find("OPENBLAS_THREAD_TIMEOUT=4 (ipa defaults), OMP_WAIT_POLICY=ACTIVE (from the environment)"),
+              std::string::npos)
+        << user;
+    const auto off = version("IPA_THREAD_DEFAULTS=0");
+    EXPECT_NE(off.find("IPA_THREAD_DEFAULTS=0 turned the ipa defaults off"), std::string::npos) << off;
 }
