@@ -1,35 +1,77 @@
 #!/usr/bin/env bash
-# Training-step cost, side by side in one run: ipa-train with loss ipa vs sft on the same
+# Training-step cost, side by side in one run: ipa-train with loss ipa and sft on the same
 # config (IPA should cost one extra no-grad forward, not a second model), and the Python
-# reference step (upstream model + the official IPA snippet, whose reference is a deep copy),
-# once with glibc's malloc (as its users run it) and once with tcmalloc preloaded (like for like).
-# usage: scripts/bench_train_step.sh WAN_SRC [MODEL_YAML] [FRAMES] [H] [W] [BATCH] [RANK] [STEPS]
+# reference step (upstream model + the official IPA snippet, whose reference is a deep copy)
+# in two set-ups:
+#   - as its users run it: glibc's malloc, the threading runtimes' defaults;
+#   - like for like with ipa: tcmalloc preloaded and the idle-thread settings every ipa
+#     executable starts with (OMP_WAIT_POLICY=PASSIVE, OPENBLAS_THREAD_TIMEOUT=4; see
+#     docs/architecture.md §12).
+# ipa runs as shipped (it links tcmalloc and sets those itself). The programs take turns,
+# ROUNDS times, so a slower minute of the machine hits all of them; the table is the median
+# over every timed step of every round.
+# usage: scripts/bench_train_step.sh WAN_SRC [MODEL_YAML] [FRAMES] [H] [W] [BATCH] [RANK] [STEPS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 wan_src=${1:?upstream Wan2.1 tree}; model=${2:-configs/models/tiny.yaml}
-frames=${3:-9}; h=${4:-64}; w=${5:-64}; batch=${6:-2}; rank=${7:-8}; steps=${8:-8}
+frames=${3:-9}; h=${4:-64}; w=${5:-64}; batch=${6:-2}; rank=${7:-8}; steps=${8:-8}; rounds=${9:-2}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-# The official recipe as its users run it (glibc malloc), and like for like with ipa's
-# allocator (tcmalloc preloaded into Python; ipa links it, see IPA_ALLOCATOR).
 tcmalloc=$(ls /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 2>/dev/null || true)
-echo "ipa-train host allocator: $(build/apps/ipa-inspect version | sed -n 's/^host allocator: //p')"
-for loss in ipa sft; do
-    out=$(build/apps/ipa-train --config configs/train/tiny-cpu.yaml --no-progress --log-level warn \
-        --set model.config="$model" --set loss.kind=$loss --set train.steps="$steps" \
+[[ -n "$tcmalloc" ]] || { echo "libtcmalloc_minimal.so.4 missing (apt install libtcmalloc-minimal4)" >&2; exit 1; }
+build/apps/ipa-inspect version | grep -E '^(LibTorch|host allocator|idle threads)'
+echo "model $model, $frames frames at ${h}x${w}, batch $batch, LoRA rank $rank, $steps timed steps x $rounds rounds"
+
+ipa_step() {  # loss round -> "seconds... | peak MiB" lines in $work/ipa-$loss.txt
+    local loss=$1 r=$2 out
+    out=$(build/apps/ipa-train --config configs/train/tiny-cpu.yaml --no-progress --log-level error \
+        --set model.config="$model" --set loss.kind="$loss" --set train.steps=$((steps + 1)) \
         --set train.batch_size="$batch" --set lora.rank="$rank" --set lora.alpha="$rank" \
         --set data.frames="$frames" --set "data.size=[$h, $w]" --set data.cache_dir="$work/cache" \
-        --set checkpoint.dir="$work/run-$loss" --set checkpoint.every=100000)
-    echo "ipa (C++)                    $loss: $(echo "$out" | grep 'step time')"
-    for alloc in glibc tcmalloc; do
-        preload=""
-        if [[ $alloc == tcmalloc ]]; then
-            [[ -n "$tcmalloc" ]] || continue
-            preload=$tcmalloc
-        fi
-        py=$(LD_PRELOAD=$preload /usr/bin/python3 scripts/bench_ipa_step_upstream.py --wan-src "$wan_src" \
-            --model "$model" --frames "$frames" --size "$h" "$w" --batch "$batch" --rank "$rank" --loss $loss \
-            --steps "$steps" --warmup 1)
-        echo "upstream (Python, $alloc) $loss: $(echo "$py" | grep -E 'step time|peak' | tr -s ' ' | paste -sd ' ')"
+        --set checkpoint.dir="$work/run-$loss-$r" --set checkpoint.every=100000)
+    # every step after the first, from metrics.jsonl; peak from the summary line
+    python3 -c 'import json,sys; print(" ".join(str(json.loads(l)["step_time_s"]) for l in open(sys.argv[1]).readlines()[1:]))' \
+        "$work/run-$loss-$r/metrics.jsonl" >>"$work/ipa-$loss.times"
+    echo "$out" | sed -n 's/.*peak memory \([0-9]*\) MiB.*/\1/p' >>"$work/ipa-$loss.peak"
+    echo "$out" | grep 'step phases' >>"$work/ipa-$loss.phases"
+}
+
+py_step() {  # loss setup round
+    local loss=$1 setup=$2 out
+    local -a env=()
+    [[ $setup == like ]] && env=(LD_PRELOAD="$tcmalloc" OMP_WAIT_POLICY=PASSIVE OPENBLAS_THREAD_TIMEOUT=4)
+    out=$(env "${env[@]}" /usr/bin/python3 scripts/bench_ipa_step_upstream.py --wan-src "$wan_src" \
+        --model "$model" --frames "$frames" --size "$h" "$w" --batch "$batch" --rank "$rank" --loss "$loss" \
+        --steps "$steps" --warmup 1 --print-times)
+    echo "$out" | sed -n 's/^step times *//p' >>"$work/py-$loss-$setup.times"
+    echo "$out" | sed -n 's/^peak memory *\([0-9.]*\) MiB.*/\1/p' >>"$work/py-$loss-$setup.peak"
+}
+
+for r in $(seq "$rounds"); do
+    for loss in ipa sft; do
+        ipa_step "$loss" "$r"
+        py_step "$loss" users "$r"
+        py_step "$loss" like "$r"
     done
+    echo "round $r of $rounds done" >&2
 done
+
+python3 - "$work" <<'PY'
+import statistics, sys, os
+work = sys.argv[1]
+def read(name):
+    times = [float(x) for line in open(os.path.join(work, name + '.times')) for x in line.split()]
+    peak = max(float(x) for x in open(os.path.join(work, name + '.peak')).read().split())
+    return statistics.median(times), min(times), len(times), peak
+print('| step | ipa (C++, as shipped) | Python recipe, as its users run it | Python recipe, like for like '
+      '| ipa / as run | ipa / like for like |')
+print('|---|---|---|---|---|---|')
+for loss in ('ipa', 'sft'):
+    a, u, k = read(f'ipa-{loss}'), read(f'py-{loss}-users'), read(f'py-{loss}-like')
+    cell = lambda m: f'{m[0]:.3g} s (best {m[1]:.3g}, n={m[2]}), {m[3]:.0f} MiB'
+    print(f'| {loss.upper()} | {cell(a)} | {cell(u)} | {cell(k)} | {a[0] / u[0]:.2f}× time, {a[3] / u[3]:.2f}× RSS '
+          f'| {a[0] / k[0]:.2f}× time, {a[3] / k[3]:.2f}× RSS |')
+for loss in ('ipa', 'sft'):
+    lines = open(os.path.join(work, f'ipa-{loss}.phases')).read().splitlines()
+    print(f'ipa {loss} {lines[-1].strip()}')
+PY
