@@ -1,7 +1,8 @@
 // ipa-eval: metrics of generated vs ground-truth videos.
 //   ipa-eval frames --gen DIR|MANIFEST.csv [--gt DIR] [--keypoints DIR] --out REPORT_DIR [--ssim disco|gaussian]
 //                   [--lpips-net alex|vgg --lpips-backbone alexnet-owt-7be5be79.pth --lpips-weights alex.pth]
-//   ipa-eval fid --gen DIR|MANIFEST.csv [--gt DIR] --inception pt_inception-2015-12-05-6726825d.pth --out REPORT_DIR
+//   ipa-eval fid --gen DIR|MANIFEST.csv [--gt DIR] [--inception pt_inception-2015-12-05-6726825d.pth]
+//                [--fvd-i3d i3d_torchscript.pt] --out REPORT_DIR      (at least one of the two networks)
 //   ipa-eval compare A/metrics.json B/metrics.json [--charts DIR]
 
 #include <fmt/format.h>
@@ -12,6 +13,7 @@
 #include "ipa/core/error.h"
 #include "ipa/core/logging.h"
 #include "ipa/eval/evaluate.h"
+#include "ipa/eval/fvd.h"
 #include "ipa/eval/lpips.h"
 #include "ipa/eval/report.h"
 
@@ -31,15 +33,17 @@ std::vector<ipa::eval::VideoPair> pairs_of(const std::string& gen, const std::st
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"ipa-eval: PSNR/SSIM/LPIPS (whole frames and hand crops), FID of generated vs ground-truth videos"};
+    CLI::App app{
+        "ipa-eval: PSNR/SSIM/LPIPS (whole frames and hand crops), FID and FVD of generated vs ground-truth videos"};
     app.require_subcommand(1);
     std::string log_level = "info";
     app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
 
-    std::string gen, gt, kp, out, inception, ssim_setting = "disco", a_json, b_json;
+    std::string gen, gt, kp, out, inception, fvd_i3d, ssim_setting = "disco", a_json, b_json;
     std::string lpips_net = "alex", lpips_backbone, lpips_weights;
     ipa::eval::FrameEvalOptions fopts;
     ipa::eval::FidOptions fid_opts;
+    ipa::eval::FvdOptions fvd_opts;
 
     auto* frames =
         app.add_subcommand("frames", "PSNR, SSIM (and LPIPS) per frame, and on hand crops of the ground truth");
@@ -65,12 +69,17 @@ int main(int argc, char** argv) {
     lpips_bb->needs(lpips_w);
     lpips_w->needs(lpips_bb);
 
-    auto* fid = app.add_subcommand("fid", "Frame FID with pytorch-fid's Inception (all frames pooled)");
+    auto* fid = app.add_subcommand("fid",
+                                   "Distribution metrics: frame FID with pytorch-fid's Inception (all frames pooled) "
+                                   "and/or FVD with StyleGAN-V's I3D (16-frame clips)");
     fid->add_option("--gen", gen, "folder of generated videos, or a CSV manifest")->required();
     fid->add_option("--gt", gt, "folder of ground-truth videos");
-    fid->add_option("--inception", inception, "pytorch-fid weights pt_inception-2015-12-05-6726825d.pth")->required();
+    fid->add_option("--inception", inception, "pytorch-fid weights pt_inception-2015-12-05-6726825d.pth");
+    fid->add_option("--fvd-i3d", fvd_i3d,
+                    "StyleGAN-V's I3D TorchScript i3d_torchscript.pt: FVD (StyleGAN-V fvd2048_16f)");
     fid->add_option("--out", out, "report folder")->required();
-    fid->add_option("--batch-size", fid_opts.batch_size, "frames per forward pass");
+    fid->add_option("--batch-size", fid_opts.batch_size, "frames per forward pass (FID)");
+    fid->add_option("--fvd-batch-size", fvd_opts.batch_size, "16-frame clips per forward pass (FVD)");
     fid->add_option("--device", fid_opts.device, "cpu | cuda | cuda:N");
 
     auto* cmp = app.add_subcommand("compare", "Side-by-side summary of two reports with deltas");
@@ -109,13 +118,25 @@ int main(int argc, char** argv) {
                 s.hand_crops, s.hand_psnr, s.hand_ssim,
                 rep.lpips_net.empty() ? "" : fmt::format("  LPIPS-Hand {:.4f}", s.hand_lpips), out);
         } else if (*fid) {
+            if (inception.empty() && fvd_i3d.empty())
+                throw CLI::ValidationError("--inception / --fvd-i3d", "give at least one network (FID and/or FVD)");
             const auto pairs = pairs_of(gen, gt, "");
             ipa::eval::Report rep;
-            rep.fid = ipa::eval::evaluate_fid(pairs, inception, fid_opts);
+            if (!inception.empty()) rep.fid = ipa::eval::evaluate_fid(pairs, inception, fid_opts);
+            if (!fvd_i3d.empty()) {
+                fvd_opts.device = fid_opts.device;
+                rep.fvd = ipa::eval::evaluate_fvd(pairs, fvd_i3d, fvd_opts);
+            }
             ipa::eval::write_report(out, rep);
-            std::cout << fmt::format("FID {:.4f} ({} generated, {} ground-truth frames{})\nwrote {}/metrics.json\n",
-                                     rep.fid->fid, rep.fid->generated_frames, rep.fid->ground_truth_frames,
-                                     rep.fid->eps_offset_used ? "; singular product: eps added" : "", out);
+            if (rep.fid)
+                std::cout << fmt::format("FID {:.4f} ({} generated, {} ground-truth frames{})\n", rep.fid->fid,
+                                         rep.fid->generated_frames, rep.fid->ground_truth_frames,
+                                         rep.fid->eps_offset_used ? "; singular product: eps added" : "");
+            if (rep.fvd)
+                std::cout << fmt::format("FVD {:.4f} ({} generated, {} ground-truth {}-frame clips{})\n", rep.fvd->fvd,
+                                         rep.fvd->generated_clips, rep.fvd->ground_truth_clips, rep.fvd->num_frames,
+                                         rep.fvd->eps_offset_used ? "; singular product: eps added" : "");
+            std::cout << fmt::format("wrote {}/metrics.json, index.html\n", out);
         } else if (*cmp) {
             std::cout << ipa::eval::compare_reports(a_json, b_json);
             if (!charts_dir.empty())

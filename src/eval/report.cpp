@@ -142,6 +142,18 @@ void write_report(const fs::path& out_dir, const Report& rep) {
                     {"generated_frames", rep.fid->generated_frames},
                     {"ground_truth_frames", rep.fid->ground_truth_frames}};
     }
+    if (rep.fvd) {
+        j["summary"]["fvd"] = num(rep.fvd->fvd);
+        j["fvd"] = {{"fvd", num(rep.fvd->fvd)},
+                    {"eps_offset_used", rep.fvd->eps_offset_used},
+                    {"frames_per_clip", rep.fvd->num_frames},
+                    {"generated_clips", rep.fvd->generated_clips},
+                    {"ground_truth_clips", rep.fvd->ground_truth_clips},
+                    {"feature_dim", rep.fvd->feature_dim},
+                    {"reference",
+                     "StyleGAN-V fvd2048_16f: first 16 frames of each video, i3d_torchscript.pt(rescale=True, "
+                     "resize=True, return_features=True), FeatureStats covariance divided by n"}};
+    }
     j["settings"] = {{"ssim", rep.ssim_setting},
                      {"psnr", "DisCo: float64 MSE over H, W, C of uint8 frames; 100 when equal"},
                      {"hand_crops", "square around pose::hand_box of the ground truth's hand keypoints"}};
@@ -203,6 +215,10 @@ void write_report(const fs::path& out_dir, const Report& rep) {
         row("LPIPS-Hand (mean over crops)", cell(s.hand_lpips, 4));
     }
     if (rep.fid) row("FID (frames, pytorch-fid Inception)", cell(rep.fid->fid, 3));
+    if (rep.fvd)
+        row(fmt::format("FVD ({}-frame clips, StyleGAN-V I3D; {} / {} clips)", rep.fvd->num_frames,
+                        rep.fvd->generated_clips, rep.fvd->ground_truth_clips),
+            cell(rep.fvd->fvd, 3));
     h += "</table>\n<h2>Videos, worst SSIM first</h2>\n<table><tr><th>id</th><th>frames</th><th>PSNR</th><th>SSIM</th>"
          "<th>hand crops</th><th>PSNR-Hand</th><th>SSIM-Hand</th>" +
          std::string(has_lpips ? "<th>LPIPS</th><th>LPIPS-Hand</th>" : "") + "</tr>\n";
