@@ -6,9 +6,9 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
-#include "ipa/core/atomic_file.h"
 #include "ipa/core/error.h"
 #include "ipa/io/checkpoint.h"
+#include "ipa/io/config_json.h"
 
 namespace ipa::models::t5 {
 
@@ -60,17 +60,10 @@ namespace {
 // the weights. The shapes give every size but `relative_attention_max_distance` and
 // `layer_norm_epsilon`; config.json has them. Values it shares with the shapes must agree.
 void apply_transformers_config(T5Config& c, const io::Checkpoint& ckpt) {
-    const auto files = ckpt.files();
-    if (files.empty()) return;
-    const auto path = files.front().parent_path() / "config.json";
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(path, ec)) return;
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(read_file(path));
-    } catch (const nlohmann::json::exception& e) {
-        throw CheckpointError(fmt::format("'{}' is not valid JSON ({})", path.string(), e.what()));
-    }
+    const auto config = io::read_config_json(ckpt);
+    if (!config) return;
+    const auto& path = config->path;
+    const auto& j = config->json;
     const auto type = j.value("model_type", std::string());
     if (type != "umt5" && type != "t5" && type != "mt5") return;
     auto fail = [&](const std::string& what) {

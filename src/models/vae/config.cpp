@@ -10,10 +10,10 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "ipa/core/atomic_file.h"
 #include "ipa/core/config.h"
 #include "ipa/core/error.h"
 #include "ipa/io/checkpoint.h"
+#include "ipa/io/config_json.h"
 #include "ipa/models/vae/loader.h"
 
 namespace ipa::models::vae {
@@ -134,17 +134,10 @@ namespace {
 // latents_std, any z_dim) and names the variants this VAE does not implement. Returns false
 // when there is no AutoencoderKLWan config.json next to the checkpoint's files.
 bool apply_diffusers_config(VaeConfig& c, const io::Checkpoint& ckpt) {
-    const auto files = ckpt.files();
-    if (files.empty()) return false;
-    const auto path = files.front().parent_path() / "config.json";
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(path, ec)) return false;
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(read_file(path));
-    } catch (const nlohmann::json::exception& e) {
-        throw CheckpointError(fmt::format("'{}' is not valid JSON ({})", path.string(), e.what()));
-    }
+    const auto config = io::read_config_json(ckpt);
+    if (!config) return false;
+    const auto& path = config->path;
+    const auto& j = config->json;
     if (j.value("_class_name", std::string()) != "AutoencoderKLWan") return false;
     auto fail = [&](const std::string& what) {
         throw CheckpointError(fmt::format("'{}' (AutoencoderKLWan): {}", path.string(), what));

@@ -9,10 +9,10 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "ipa/core/atomic_file.h"
 #include "ipa/core/config.h"
 #include "ipa/core/error.h"
 #include "ipa/io/checkpoint.h"
+#include "ipa/io/config_json.h"
 #include "ipa/models/wan/key_mapping.h"
 
 namespace ipa::models::wan {
@@ -162,17 +162,10 @@ namespace {
 // shapes give every size but the head count (and the exact vace_layers); config.json has
 // them. Values it shares with the shapes must agree with them.
 void apply_diffusers_config(WanConfig& c, const io::Checkpoint& ckpt) {
-    const auto files = ckpt.files();
-    if (files.empty()) return;
-    const auto path = files.front().parent_path() / "config.json";
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(path, ec)) return;
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(read_file(path));
-    } catch (const nlohmann::json::exception& e) {
-        throw CheckpointError(fmt::format("'{}' is not valid JSON ({})", path.string(), e.what()));
-    }
+    const auto config = io::read_config_json(ckpt);
+    if (!config) return;
+    const auto& path = config->path;
+    const auto& j = config->json;
     const auto cls = j.value("_class_name", std::string());
     if (cls != "WanTransformer3DModel" && cls != "WanVACETransformer3DModel") return;
     auto fail = [&](const std::string& what) {
