@@ -71,6 +71,21 @@ void add_batch_options(CLI::App* cmd, ipa::curate::BatchOptions& opts) {
     cmd->add_flag("--restart", opts.restart, "ignore the progress file of an earlier run; redo every row");
 }
 
+/// The rows `ipa-curate score` could not score have no score, so the verbs reading
+/// scores.json leave them out: say so, naming them, rather than drop them silently.
+void note_failed_rows(const std::string& scores) {
+    if (scores.empty()) return;
+    const auto failed = ipa::curate::read_score_failures(scores);
+    if (failed.empty()) return;
+    std::string ids;
+    for (std::size_t i = 0; i < failed.size() && i < 5; ++i) ids += (i ? ", " : "") + failed[i].id;
+    if (failed.size() > 5) ids += fmt::format(" and {} more", failed.size() - 5);
+    std::cerr << fmt::format(
+        "note: {} candidate(s) in {} failed scoring and have no score: {} (reasons in its 'failed' list and in "
+        "failures.csv beside it; rerun `ipa-curate score` after fixing them)\n",
+        failed.size(), scores, ids);
+}
+
 /// Summary, failures and the exit code of a batch verb.
 int batch_exit(const ipa::curate::BatchReport& b, const std::string& out) {
     std::cout << b.summary() << "\n";
@@ -211,6 +226,7 @@ int main(int argc, char** argv) {
             return batch_exit(r.batch, out);
         } else if (*pairs) {
             const auto s = ipa::curate::read_scores(scores);
+            note_failed_rows(scores);
             const auto cfg = score_config(config);
             std::cout << ipa::curate::format_pair_stats(ipa::curate::pair_statistics(s, cfg, pair_opts));
             if (!pairs_out.empty()) {
@@ -234,6 +250,7 @@ int main(int argc, char** argv) {
                                      r.written[1].string(), fmt::join(r.latent_shape, "x"));
         } else if (*sheets) {
             install_stop_handler(batch_opts);
+            note_failed_rows(scores);
             const auto r = review::sheets_batch(ipa::curate::read_manifest(manifest), ipa::curate::read_scores(scores),
                                                 out, sheet_opts, batch_opts);
             if (!r.batch.interrupted) std::cout << fmt::format("wrote {} contact sheets to {}\n", r.written, out);
@@ -244,6 +261,8 @@ int main(int argc, char** argv) {
             std::optional<review::DecisionLog> log;
             if (!decisions.empty()) log = review::DecisionLog::read(decisions);
             iopts.decisions = log ? &*log : nullptr;
+            iopts.failures = ipa::curate::read_score_failures(scores);
+            note_failed_rows(scores);
             review::write_index_html(out, ipa::curate::read_manifest(manifest), ipa::curate::read_scores(scores),
                                      iopts);
             std::cout << "wrote " << out << "\n";
@@ -254,6 +273,7 @@ int main(int argc, char** argv) {
         } else if (*rev) {
             const auto m = ipa::curate::read_manifest(manifest);
             const auto s = ipa::curate::read_scores(scores);
+            note_failed_rows(scores);
             auto log = review::DecisionLog::open(decisions);
             review::ReviewOptions ropts;
             if (!sheets_dir.empty()) ropts.sheets_dir = sheets_dir;
@@ -265,6 +285,7 @@ int main(int argc, char** argv) {
             }
             std::cout << review::format_review_summary(summary, decisions);
         } else if (*sel) {
+            note_failed_rows(scores);
             review::SelectOptions sopts;
             sopts.min_score = min_score;
             const auto r = review::select_training(

@@ -342,6 +342,19 @@ TEST_F(Batch, CliExitsSevenListsFailuresAndFailFastKeepsTheOldExit) {
     EXPECT_EQ(r.rc, kExitRowsFailed) << r.out;
     EXPECT_CONTAINS(r.out, "wrote 46 contact sheets");
     EXPECT_CONTAINS(r.out, "sheets: 48 rows: 46 ok");
+
+    // The verbs that read scores.json name the rows that failed scoring; the index shows them.
+    const auto page = out.path / "index.html";
+    r = curate("index --manifest " + q(manifest_) + " --scores " + q(out.path / "s/scores.json") + " --out " + q(page));
+    EXPECT_EQ(r.rc, 0) << r.out;
+    EXPECT_CONTAINS(r.out, "note: 2 candidate(s) in " + (out.path / "s/scores.json").string() + " failed scoring");
+    EXPECT_CONTAINS(r.out, bad_id(kTruncated));
+    const auto html = read_text(page);
+    EXPECT_CONTAINS(html, "2 failed scoring");
+    EXPECT_CONTAINS(html, "data-id=\"" + bad_id(kGarbage) + "\"");
+    EXPECT_CONTAINS(html, "data-pass=\"scoring-failed\"");
+    EXPECT_CONTAINS(html, "<div class=\"fail\">scoring failed</div>");
+    EXPECT_EQ(html.find("without a score"), std::string::npos);  // all 48 accounted for
 }
 
 TEST_F(Batch, CliKilledHalfWayResumesWithoutRedoingFinishedRows) {

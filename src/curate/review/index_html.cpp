@@ -110,11 +110,13 @@ std::string render_index_html(const fs::path& page_dir, const Manifest& m, const
         for (const auto& r : m.rows) ids.insert(r.id);
         opts.decisions->check_ids(ids, m.path);
     }
-    int64_t pass = 0, fail = 0, unscored = 0;
+    std::map<std::string, std::string> failed;  // id -> why scoring failed
+    for (const auto& f : opts.failures) failed[f.id] = f.reason;
+    int64_t pass = 0, fail = 0, unscored = 0, scoring_failed = 0;
     std::map<std::string, int64_t> dcount{{"good", 0}, {"bad", 0}, {"skip", 0}, {"undecided", 0}};
     for (const auto& c : ranked) {
         if (!c.score) {
-            ++unscored;
+            ++(failed.count(c.row->id) ? scoring_failed : unscored);
         } else {
             ++(c.score->pass ? pass : fail);
         }
@@ -128,9 +130,10 @@ std::string render_index_html(const fs::path& page_dir, const Manifest& m, const
     h += fmt::format("<style>:root {{ --thumb: {}px; }}{}</style>\n</head>\n<body>\n", opts.thumb_width, kStyle);
     h += fmt::format("<h1>{}</h1>\n", html_escape(opts.title));
     h += fmt::format(
-        "<p class=\"summary\">{} candidates from <code>{}</code>: {} pass, {} fail{}. Decisions: {} good, {} bad, {} "
-        "skip, {} undecided{}.</p>\n",
+        "<p class=\"summary\">{} candidates from <code>{}</code>: {} pass, {} fail{}{}. Decisions: {} good, {} bad, "
+        "{} skip, {} undecided{}.</p>\n",
         ranked.size(), html_escape(m.path.string()), pass, fail,
+        scoring_failed ? fmt::format(", <span class=\"fail\">{} failed scoring</span>", scoring_failed) : std::string(),
         unscored ? fmt::format(", {} without a score", unscored) : std::string(), dcount["good"], dcount["bad"],
         dcount["skip"], dcount["undecided"],
         opts.decisions ? fmt::format(" (<code>{}</code>)", html_escape(opts.decisions->path().string()))
@@ -138,7 +141,8 @@ std::string render_index_html(const fs::path& page_dir, const Manifest& m, const
     h += "<div id=\"controls\" hidden=\"hidden\">Show <select id=\"filter\">"
          "<option value=\"all\">all</option><option value=\"undecided\">undecided</option>"
          "<option value=\"good\">good</option><option value=\"bad\">bad</option><option value=\"skip\">skip</option>"
-         "<option value=\"pass\">score pass</option><option value=\"fail\">score fail</option></select>"
+         "<option value=\"pass\">score pass</option><option value=\"fail\">score fail</option>"
+         "<option value=\"scoring-failed\">scoring failed</option></select>"
          " Sort <select id=\"sort\"><option value=\"score\">score, best first</option>"
          "<option value=\"score-asc\">score, worst first</option><option value=\"decision\">decision</option>"
          "<option value=\"id\">id</option></select> <span id=\"shown\"></span></div>\n";
@@ -151,7 +155,9 @@ std::string render_index_html(const fs::path& page_dir, const Manifest& m, const
         const auto& row = *c.row;
         const auto d = opts.decisions ? opts.decisions->latest(row.id) : std::nullopt;
         const std::string dword = d ? std::string(to_string(d->decision)) : "undecided";
-        const std::string pass_word = c.score ? (c.score->pass ? "pass" : "fail") : "none";
+        const auto why = failed.find(row.id);
+        const std::string pass_word =
+            c.score ? (c.score->pass ? "pass" : "fail") : (why != failed.end() ? "scoring-failed" : "none");
         h += fmt::format("<tr class=\"d-{}\" data-id=\"{}\" data-rank=\"{}\" data-decision=\"{}\" data-pass=\"{}\">\n",
                          dword, html_escape(row.id), rank, dword, pass_word);
         h += fmt::format("<td>{}</td>\n<td>", rank);
@@ -196,6 +202,10 @@ std::string render_index_html(const fs::path& page_dir, const Manifest& m, const
                                  worst->frame, format_number(worst->score), format_number(worst->hand_confidence));
             }
             h += "</td>\n";
+        } else if (why != failed.end()) {
+            h += fmt::format(
+                "<td><div class=\"fail\">scoring failed</div></td>\n<td><div class=\"note\">{}</div></td>\n",
+                html_escape(why->second));
         } else {
             h += "<td>n/a</td>\n<td></td>\n";
         }

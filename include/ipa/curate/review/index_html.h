@@ -22,6 +22,9 @@ namespace ipa::curate::review {
 struct IndexOptions {
     std::optional<std::filesystem::path> sheets_dir;  ///< contact sheets (sheet_filename(id)); none: no thumbnails
     const DecisionLog* decisions = nullptr;           ///< current decisions; none: all undecided
+    /// Rows the scorer could not score (read_score_failures): shown with their reason, never
+    /// silently as "no score".
+    std::vector<RowFailure> failures;
     std::string title = "ipa-curate review";
     int thumb_width = 480;  ///< CSS max width of the sheet thumbnails (px)
 };
