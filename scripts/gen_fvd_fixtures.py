@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""FVD parity fixtures for ipa_eval (tests/eval/test_fvd.cpp), without the real I3D weights.
+"""FVD and FID-VID parity fixtures for ipa_eval (tests/eval/test_fvd.cpp, test_fid_vid.cpp),
+without the real weights.
 
 The reference is StyleGAN-V's FVD (universome/stylegan-v, src/metrics/frechet_video_distance.py
 and metric_utils.py; the fvd2048_16f metric), re-implemented here step by step:
@@ -26,7 +27,15 @@ Floors: the float32 module (what ipa runs) against a float64 copy of it, as the 
 feature difference relative to the largest feature, and the FVD of the float32 features
 against the float64 ones relative to the latter.
 
-Reference environment (pinned): Python 3.11, torch 2.11.0, numpy 2.4.6, scipy 1.17.1.
+FID-VID (DisCo's 'fid-vid', see the section below): PIL's own float bicubic resize (the
+reference itself), DisCo's segmenting and mean subtraction, and the 3D ResNet-50 of DisCo's
+tool/metrics/resnet3d.py written out here, with seeded weights saved in DisCo's checkpoint
+layout ({'state_dict': {'module.<key>': ...}}), run in float64 (the reference) and float32
+(the floor). The 2048-d FID of a handful of videos is not stored (its 2048x2048 sqrtm is the
+already-tested pytorch-fid code, and slow).
+
+Reference environment (pinned): Python 3.11, torch 2.11.0, numpy 2.4.6, scipy 1.17.1,
+Pillow 13.0.0.
 
     /root/.cache/ipa/venv-torch-2.11/bin/python scripts/gen_fvd_fixtures.py --out tests/fixtures/eval
 """
@@ -187,6 +196,175 @@ def main():
     print(f"floors: features {feat_floor:.3g} (rel. to max |f|), FVD {fvd_floor:.3g} (rel.)")
     for name in ("fvd_tiny_i3d.pt", "fvd_no_flags.pt", "fvd_wrong_shape.pt", "fvd_cases.safetensors"):
         print(f"  {name}: {os.path.getsize(os.path.join(args.out, name))} bytes")
+    fid_vid_fixtures(args.out, rng)
+
+
+# ----------------------------------------------------------------------------- FID-VID
+#
+# DisCo's FID-VID ('fid-vid' -> mode "FVD-3DRN50" in tool/metrics/metric_center.py): the
+# Kinetics 3D ResNet-50 of kenshohara's 3D-ResNets-PyTorch (tool/metrics/resnet3d.py:
+# resnet50(num_classes=400, shortcut_type="B", sample_size=112, sample_duration=16,
+# last_fc=False), weights eval_fvd/resnet-50-kinetics.pth, 'module.' stripped), fed by
+# DatasetFVDVideoResize: every RGB frame resized to 112x112 per channel as a float32 PIL image
+# (mode 'F', bicubic: clean-fid's make_resizer("PIL", False, "bicubic")), minus the pixel mean
+# [114.7748, 107.7354, 99.4750], the last frame repeated up to a multiple of 16, 16-frame
+# segments [seg, 3, 16, 112, 112]; the 2048-d features of a video's segments are averaged
+# (compute_3d_video_prediction) and FID is DisCo's frechet_distance of np.mean / np.cov.
+
+FIDVID_MEAN = [114.7748, 107.7354, 99.4750]
+FIDVID_SIZE, FIDVID_DURATION = 112, 16
+
+
+class Bottleneck3d(nn.Module):
+    def __init__(self, cin, planes, stride, downsample):
+        super().__init__()
+        self.conv1 = nn.Conv3d(cin, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm3d(planes)
+        self.conv2 = nn.Conv3d(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm3d(planes)
+        self.conv3 = nn.Conv3d(planes, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm3d(planes * 4)
+        self.downsample = downsample
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = F.relu(self.bn2(self.conv2(y)))
+        y = self.bn3(self.conv3(y))
+        r = self.downsample(x) if self.downsample is not None else x
+        return F.relu(y + r)
+
+
+class ResNet3d50(nn.Module):
+    """resnet3d.resnet50(shortcut_type='B', sample_size=112, sample_duration=16, last_fc=False)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv3d(3, 64, 7, stride=(1, 2, 2), padding=3, bias=False)
+        self.bn1 = nn.BatchNorm3d(64)
+        cin = 64
+        for i, (planes, blocks, stride) in enumerate([(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)]):
+            layers = []
+            for b in range(blocks):
+                s = stride if b == 0 else 1
+                ds = None
+                if b == 0 and (s != 1 or cin != planes * 4):
+                    ds = nn.Sequential(nn.Conv3d(cin, planes * 4, 1, stride=s, bias=False),
+                                       nn.BatchNorm3d(planes * 4))
+                layers.append(Bottleneck3d(cin, planes, s, ds))
+                cin = planes * 4
+            setattr(self, f"layer{i + 1}", nn.Sequential(*layers))
+        self.fc = nn.Linear(2048, 400)  # in the weight file; last_fc=False does not use it
+
+    def forward(self, x):
+        x = F.max_pool3d(F.relu(self.bn1(self.conv1(x))), kernel_size=3, stride=2, padding=1)
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        k = (int(np.ceil(FIDVID_DURATION / 16)), int(np.ceil(FIDVID_SIZE / 32)), int(np.ceil(FIDVID_SIZE / 32)))
+        return F.avg_pool3d(x, k, stride=1).reshape(x.shape[0], -1)
+
+
+def small_resnet3d_state(net, calib):
+    """Seeded weights small on disk: conv/fc weights are stride-1 overlapping views (at random
+    offsets) of one short random storage; every BatchNorm vector is one number broadcast (stride 0), its running
+    mean/var set from the float64 activations of `calib` so that the 53 layers stay O(1)."""
+    g = torch.Generator().manual_seed(7)
+    shared = torch.randn(8192, generator=g, dtype=torch.float32)  # one storage for all weights
+    sd = {}
+    for name, p in net.named_parameters():
+        if p.dim() > 1:  # the scale does not matter: a calibrated BatchNorm follows every conv
+            n = sum(d - 1 for d in p.shape) + 1
+            off = int(torch.randint(0, shared.numel() - n, (1,), generator=g))
+            sd[name] = shared.as_strided(p.shape, (1,) * p.dim(), off)
+        elif name.endswith(".weight"):   # BN gamma
+            sd[name] = torch.tensor([0.8 + 0.4 * torch.rand(1, generator=g).item()], dtype=torch.float32).as_strided(p.shape, (0,))
+        else:                            # BN beta / fc bias
+            sd[name] = torch.tensor([0.1 * torch.randn(1, generator=g).item()], dtype=torch.float32).as_strided(p.shape, (0,))
+    for name, b in net.named_buffers():
+        if name.endswith("num_batches_tracked"):
+            sd[name] = torch.tensor(0, dtype=torch.int64)
+        else:
+            sd[name] = torch.tensor([0.0 if "mean" in name else 1.0], dtype=torch.float32).as_strided(b.shape, (0,))
+    net = net.double()
+    net.load_state_dict({k: v.double() for k, v in sd.items()})
+    net.eval()
+    stats = {}
+
+    def hook(mod, inp, name):
+        x = inp[0]
+        m, v = float(x.mean()), float(x.var())
+        mod.running_mean.fill_(m)
+        mod.running_var.fill_(v)
+        stats[name] = (m, v)
+
+    hs = [m.register_forward_pre_hook(lambda mod, inp, n=n: hook(mod, inp, n))
+          for n, m in net.named_modules() if isinstance(m, nn.BatchNorm3d)]
+    with torch.no_grad():
+        net(calib)
+    for h in hs:
+        h.remove()
+    for n, (m, v) in stats.items():
+        sd[n + ".running_mean"] = torch.tensor([m], dtype=torch.float32).as_strided(sd[n + ".running_mean"].shape, (0,))
+        sd[n + ".running_var"] = torch.tensor([v], dtype=torch.float32).as_strided(sd[n + ".running_var"].shape, (0,))
+    return sd
+
+
+def pil_resize_f(frame_u8, size):
+    """clean-fid make_resizer("PIL", False, "bicubic", (size, size)) on one RGB uint8 frame."""
+    from PIL import Image
+    chans = []
+    for c in range(3):
+        img = Image.fromarray(frame_u8[:, :, c].astype(np.float32), mode="F")
+        img = img.resize((size, size), resample=Image.BICUBIC)
+        chans.append(np.asarray(img).reshape(size, size, 1))
+    return np.concatenate(chans, axis=2).astype(np.float32)
+
+
+def fidvid_segments(video_u8):
+    """DatasetFVDVideoResize.__getitem__ for mode FVD-3DRN50: [seg, 3, 16, 112, 112] float32."""
+    video = torch.as_tensor(np.stack([pil_resize_f(f, FIDVID_SIZE) for f in video_u8])).float()
+    n = video.shape[0]
+    if n % FIDVID_DURATION != 0:
+        pad = FIDVID_DURATION - n % FIDVID_DURATION
+        video = torch.cat([video, video[[-1]].repeat(pad, 1, 1, 1)], dim=0)
+        seg = n // FIDVID_DURATION + 1
+    else:
+        seg = n // FIDVID_DURATION
+    video = video - torch.as_tensor(np.array(FIDVID_MEAN))   # float32 - float64 -> float64
+    video = video.view(seg, FIDVID_DURATION, FIDVID_SIZE, FIDVID_SIZE, 3).permute(0, 4, 1, 2, 3).float()
+    return video
+
+
+def fid_vid_fixtures(out, rng):
+    torch.manual_seed(11)
+    n, frames, size = 2, FIDVID_DURATION + 3, 20       # 19 frames: 2 segments, the last padded
+    gen = video_set(rng, n, frames, size, shift=10.0)
+    real = video_set(rng, n, frames, size, shift=0.0)
+    segs = {k: [fidvid_segments(v) for v in vids] for k, vids in (("gen", gen), ("real", real))}
+    net = ResNet3d50()
+    sd = small_resnet3d_state(net, segs["real"][0].double())
+    # As DisCo's checkpoint: {'state_dict': {'module.<key>': tensor}}, float32 (the views as they are).
+    torch.save({"state_dict": {"module." + k: v for k, v in sd.items()}},
+               os.path.join(out, "fid_vid_r50_seeded.pth"))
+    net64 = ResNet3d50().double().eval()
+    net64.load_state_dict({k: v.double() for k, v in sd.items()})
+    net32 = ResNet3d50().eval()
+    net32.load_state_dict({k: v.clone() for k, v in sd.items()})
+    tensors, floor = {}, 0.0
+    with torch.no_grad():
+        for k in ("gen", "real"):
+            vids = gen if k == "gen" else real
+            tensors[k + ".videos"] = torch.from_numpy(vids)
+            f64 = torch.stack([net64(s.double()).mean(0) for s in segs[k]])
+            f32 = torch.stack([net32(s).mean(0) for s in segs[k]]).double()   # DisCo: float32 model
+            floor = max(floor, float((f32 - f64).abs().max() / f64.abs().max()))
+            tensors[k + ".features"] = f64
+            # The preprocessing of video 0: its second segment (3 real + 13 repeated last frames),
+            # the top-left 8x8 pixels of every frame.
+            tensors[k + ".segment1_crop"] = segs[k][0][1, :, :, :8, :8].contiguous()
+    save_safetensors(os.path.join(out, "fid_vid_cases.safetensors"), tensors,
+                     metadata={"floor_f32_rel": repr(floor), "torch": torch.__version__})
+    print(f"FID-VID: features floor {floor:.3g}; "
+          f"{os.path.getsize(os.path.join(out, 'fid_vid_r50_seeded.pth'))} + "
+          f"{os.path.getsize(os.path.join(out, 'fid_vid_cases.safetensors'))} bytes")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 //   ipa-eval frames --gen DIR|MANIFEST.csv [--gt DIR] [--keypoints DIR] --out REPORT_DIR [--ssim disco|gaussian]
 //                   [--lpips-net alex|vgg --lpips-backbone alexnet-owt-7be5be79.pth --lpips-weights alex.pth]
 //   ipa-eval fid --gen DIR|MANIFEST.csv [--gt DIR] [--inception pt_inception-2015-12-05-6726825d.pth]
-//                [--fvd-i3d i3d_torchscript.pt] --out REPORT_DIR      (at least one of the two networks)
+//                [--fid-vid-weights resnet-50-kinetics.pth] [--fvd-i3d i3d_torchscript.pt] --out REPORT_DIR
+//                (at least one of the three networks)
 //   ipa-eval compare A/metrics.json B/metrics.json [--charts DIR]
 
 #include <fmt/format.h>
@@ -13,6 +14,7 @@
 #include "ipa/core/error.h"
 #include "ipa/core/logging.h"
 #include "ipa/eval/evaluate.h"
+#include "ipa/eval/fid_vid.h"
 #include "ipa/eval/fvd.h"
 #include "ipa/eval/lpips.h"
 #include "ipa/eval/report.h"
@@ -34,16 +36,18 @@ std::vector<ipa::eval::VideoPair> pairs_of(const std::string& gen, const std::st
 
 int main(int argc, char** argv) {
     CLI::App app{
-        "ipa-eval: PSNR/SSIM/LPIPS (whole frames and hand crops), FID and FVD of generated vs ground-truth videos"};
+        "ipa-eval: PSNR/SSIM/LPIPS (whole frames and hand crops), FID, FID-VID and FVD of generated vs ground-truth "
+        "videos"};
     app.require_subcommand(1);
     std::string log_level = "info";
     app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
 
-    std::string gen, gt, kp, out, inception, fvd_i3d, ssim_setting = "disco", a_json, b_json;
+    std::string gen, gt, kp, out, inception, fvd_i3d, fid_vid_weights, ssim_setting = "disco", a_json, b_json;
     std::string lpips_net = "alex", lpips_backbone, lpips_weights;
     ipa::eval::FrameEvalOptions fopts;
     ipa::eval::FidOptions fid_opts;
     ipa::eval::FvdOptions fvd_opts;
+    ipa::eval::FidVidOptions fid_vid_opts;
 
     auto* frames =
         app.add_subcommand("frames", "PSNR, SSIM (and LPIPS) per frame, and on hand crops of the ground truth");
@@ -69,16 +73,20 @@ int main(int argc, char** argv) {
     lpips_bb->needs(lpips_w);
     lpips_w->needs(lpips_bb);
 
-    auto* fid = app.add_subcommand("fid",
-                                   "Distribution metrics: frame FID with pytorch-fid's Inception (all frames pooled) "
-                                   "and/or FVD with StyleGAN-V's I3D (16-frame clips)");
+    auto* fid = app.add_subcommand(
+        "fid",
+        "Distribution metrics: frame FID with pytorch-fid's Inception (all frames pooled) "
+        "and/or FID-VID with DisCo's 3D ResNet-50 and/or FVD with StyleGAN-V's I3D (16-frame clips)");
     fid->add_option("--gen", gen, "folder of generated videos, or a CSV manifest")->required();
     fid->add_option("--gt", gt, "folder of ground-truth videos");
     fid->add_option("--inception", inception, "pytorch-fid weights pt_inception-2015-12-05-6726825d.pth");
     fid->add_option("--fvd-i3d", fvd_i3d,
                     "StyleGAN-V's I3D TorchScript i3d_torchscript.pt: FVD (StyleGAN-V fvd2048_16f)");
+    fid->add_option("--fid-vid-weights", fid_vid_weights,
+                    "DisCo's 3D ResNet-50 resnet-50-kinetics.pth (zip torch.save; re-save the 2017 file): FID-VID");
     fid->add_option("--out", out, "report folder")->required();
     fid->add_option("--batch-size", fid_opts.batch_size, "frames per forward pass (FID)");
+    fid->add_option("--fid-vid-batch-size", fid_vid_opts.batch_size, "16-frame segments per forward pass (FID-VID)");
     fid->add_option("--fvd-batch-size", fvd_opts.batch_size, "16-frame clips per forward pass (FVD)");
     fid->add_option("--device", fid_opts.device, "cpu | cuda | cuda:N");
 
@@ -118,11 +126,16 @@ int main(int argc, char** argv) {
                 s.hand_crops, s.hand_psnr, s.hand_ssim,
                 rep.lpips_net.empty() ? "" : fmt::format("  LPIPS-Hand {:.4f}", s.hand_lpips), out);
         } else if (*fid) {
-            if (inception.empty() && fvd_i3d.empty())
-                throw CLI::ValidationError("--inception / --fvd-i3d", "give at least one network (FID and/or FVD)");
+            if (inception.empty() && fvd_i3d.empty() && fid_vid_weights.empty())
+                throw CLI::ValidationError("--inception / --fid-vid-weights / --fvd-i3d",
+                                           "give at least one network (FID, FID-VID, FVD)");
             const auto pairs = pairs_of(gen, gt, "");
             ipa::eval::Report rep;
             if (!inception.empty()) rep.fid = ipa::eval::evaluate_fid(pairs, inception, fid_opts);
+            if (!fid_vid_weights.empty()) {
+                fid_vid_opts.device = fid_opts.device;
+                rep.fid_vid = ipa::eval::evaluate_fid_vid(pairs, fid_vid_weights, fid_vid_opts);
+            }
             if (!fvd_i3d.empty()) {
                 fvd_opts.device = fid_opts.device;
                 rep.fvd = ipa::eval::evaluate_fvd(pairs, fvd_i3d, fvd_opts);
@@ -132,6 +145,11 @@ int main(int argc, char** argv) {
                 std::cout << fmt::format("FID {:.4f} ({} generated, {} ground-truth frames{})\n", rep.fid->fid,
                                          rep.fid->generated_frames, rep.fid->ground_truth_frames,
                                          rep.fid->eps_offset_used ? "; singular product: eps added" : "");
+            if (rep.fid_vid)
+                std::cout << fmt::format("FID-VID {:.4f} ({} generated, {} ground-truth videos{})\n",
+                                         rep.fid_vid->fid_vid, rep.fid_vid->generated_videos,
+                                         rep.fid_vid->ground_truth_videos,
+                                         rep.fid_vid->eps_offset_used ? "; singular product: eps added" : "");
             if (rep.fvd)
                 std::cout << fmt::format("FVD {:.4f} ({} generated, {} ground-truth {}-frame clips{})\n", rep.fvd->fvd,
                                          rep.fvd->generated_clips, rep.fvd->ground_truth_clips, rep.fvd->num_frames,

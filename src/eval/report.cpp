@@ -142,6 +142,18 @@ void write_report(const fs::path& out_dir, const Report& rep) {
                     {"generated_frames", rep.fid->generated_frames},
                     {"ground_truth_frames", rep.fid->ground_truth_frames}};
     }
+    if (rep.fid_vid) {
+        j["summary"]["fid_vid"] = num(rep.fid_vid->fid_vid);
+        j["fid_vid"] = {{"fid_vid", num(rep.fid_vid->fid_vid)},
+                        {"eps_offset_used", rep.fid_vid->eps_offset_used},
+                        {"generated_videos", rep.fid_vid->generated_videos},
+                        {"ground_truth_videos", rep.fid_vid->ground_truth_videos},
+                        {"generated_segments", rep.fid_vid->generated_segments},
+                        {"ground_truth_segments", rep.fid_vid->ground_truth_segments},
+                        {"reference",
+                         "DisCo fid-vid (FVD-3DRN50): 3D ResNet-50 (resnet-50-kinetics.pth) on 16-frame segments, "
+                         "112x112 PIL bicubic, mean-subtracted, features averaged per video, np.cov FID"}};
+    }
     if (rep.fvd) {
         j["summary"]["fvd"] = num(rep.fvd->fvd);
         j["fvd"] = {{"fvd", num(rep.fvd->fvd)},
@@ -215,6 +227,10 @@ void write_report(const fs::path& out_dir, const Report& rep) {
         row("LPIPS-Hand (mean over crops)", cell(s.hand_lpips, 4));
     }
     if (rep.fid) row("FID (frames, pytorch-fid Inception)", cell(rep.fid->fid, 3));
+    if (rep.fid_vid)
+        row(fmt::format("FID-VID (DisCo 3D ResNet-50; {} / {} videos)", rep.fid_vid->generated_videos,
+                        rep.fid_vid->ground_truth_videos),
+            cell(rep.fid_vid->fid_vid, 3));
     if (rep.fvd)
         row(fmt::format("FVD ({}-frame clips, StyleGAN-V I3D; {} / {} clips)", rep.fvd->num_frames,
                         rep.fvd->generated_clips, rep.fvd->ground_truth_clips),

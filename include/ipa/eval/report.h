@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ipa/eval/evaluate.h"
+#include "ipa/eval/fid_vid.h"
 #include "ipa/eval/fvd.h"
 
 namespace ipa::eval {
@@ -18,8 +19,9 @@ namespace ipa::eval {
 struct Report {
     std::vector<VideoFrameMetrics> videos;
     std::optional<FidReport> fid;
-    std::optional<FvdReport> fvd;        ///< StyleGAN-V FVD (I3D TorchScript), summary key `fvd`
-    std::string ssim_setting = "disco";  ///< "disco" | "gaussian"
+    std::optional<FidVidReport> fid_vid;  ///< DisCo FID-VID (3D ResNet-50), summary key `fid_vid`
+    std::optional<FvdReport> fvd;         ///< StyleGAN-V FVD (I3D TorchScript), summary key `fvd`
+    std::string ssim_setting = "disco";   ///< "disco" | "gaussian"
     /// "alex" | "vgg" when the videos hold LPIPS (FrameEvalOptions::lpips); empty: no LPIPS
     /// columns, keys or charts.
     std::string lpips_net;
@@ -28,7 +30,7 @@ struct Report {
 void write_report(const std::filesystem::path& out_dir, const Report& report);
 
 /// Summary metrics of a metrics.json (name → value), e.g. psnr, ssim, hand_psnr, hand_ssim,
-/// fid, fvd. Throws ipa::DataError naming the file.
+/// fid, fid_vid, fvd. Throws ipa::DataError naming the file.
 std::vector<std::pair<std::string, double>> read_report_summary(const std::filesystem::path& metrics_json);
 
 /// A side-by-side table of two reports' summaries with B − A deltas (metrics of only one side
