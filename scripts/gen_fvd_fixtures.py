@@ -42,9 +42,8 @@ Pillow 13.0.0.
 
 import argparse
 import copy
-import json
+import importlib.util
 import os
-import struct
 
 import numpy as np
 import scipy
@@ -57,24 +56,15 @@ NUM_FRAMES = 16          # fvd2048_16f
 DETECTOR_KWARGS = dict(rescale=True, resize=True, return_features=True)
 
 
-def save_safetensors(path, tensors, metadata=None):
-    dt = {torch.float64: "F64", torch.float32: "F32", torch.uint8: "U8", torch.int64: "I64"}
-    header, blobs, off = {}, [], 0
-    for name in sorted(tensors):
-        t = tensors[name].contiguous()
-        b = t.numpy().tobytes()
-        header[name] = {"dtype": dt[t.dtype], "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    if metadata:
-        header["__metadata__"] = {k: str(v) for k, v in metadata.items()}
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
+def _sibling(name):  # reuse a sibling generator's helpers (no code duplication)
+    spec = importlib.util.spec_from_file_location(name, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                                     name + ".py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+save_safetensors = _sibling("gen_eval_fixtures").save_safetensors
 
 
 class TinyI3D(nn.Module):
