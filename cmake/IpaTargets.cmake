@@ -43,11 +43,18 @@ if(NOT _ipa_torch_prefix_real MATCHES "^/usr(/local)?$")
 endif()
 
 # Every executable's start-up defaults (threading runtimes; src/core/process_start.cpp).
-# Tests get the same values from CTest, so they start without the re-execution.
-set(IPA_TEST_ENV "OMP_NUM_THREADS=2" "OMP_WAIT_POLICY=PASSIVE" "OPENBLAS_THREAD_TIMEOUT=4"
-                 "IPA_THREAD_DEFAULTS=OMP_WAIT_POLICY,OPENBLAS_THREAD_TIMEOUT")
+# They apply where LibTorch's BLAS is OpenBLAS (Debian's LibTorch); tests get the same values
+# from CTest there, so they start without the re-execution.
+set(IPA_TEST_ENV "OMP_NUM_THREADS=2")
+set(IPA_THREAD_DEFAULTS_ON 0)
+if(_ipa_torch_prefix_real MATCHES "^/usr(/local)?$")
+    set(IPA_THREAD_DEFAULTS_ON 1)
+    list(APPEND IPA_TEST_ENV "OMP_WAIT_POLICY=PASSIVE" "OPENBLAS_THREAD_TIMEOUT=4"
+         "IPA_THREAD_DEFAULTS=OMP_WAIT_POLICY,OPENBLAS_THREAD_TIMEOUT")
+endif()
 add_library(ipa_process_start OBJECT ${CMAKE_CURRENT_LIST_DIR}/../src/core/process_start.cpp)
 target_compile_options(ipa_process_start PRIVATE ${IPA_WARNINGS})
+target_compile_definitions(ipa_process_start PRIVATE IPA_THREAD_DEFAULTS_ON=${IPA_THREAD_DEFAULTS_ON})
 
 function(ipa_target_defaults tgt)
     target_compile_options(${tgt} PRIVATE ${IPA_WARNINGS})
