@@ -54,7 +54,12 @@ ipa_step() {  # loss round -> "seconds... | peak MiB" lines in $work/ipa-$loss.t
 py_step() {  # loss setup round
     local loss=$1 setup=$2 out
     local -a env=()
-    [[ $setup == like ]] && env=(LD_PRELOAD="$tcmalloc" OMP_WAIT_POLICY=PASSIVE OPENBLAS_THREAD_TIMEOUT=4)
+    # like for like: ipa's allocator, and its idle-thread settings where it sets them (Debian's
+    # LibTorch on OpenBLAS; the wheel's MKL keeps the runtimes' defaults, docs/architecture.md §12)
+    if [[ $setup == like ]]; then
+        env=(LD_PRELOAD="$tcmalloc")
+        [[ $peer == official ]] && env+=(OMP_WAIT_POLICY=PASSIVE OPENBLAS_THREAD_TIMEOUT=4)
+    fi
     local -a loss_arg=()
     [[ $peer == official ]] && loss_arg=(--loss "$loss")
     out=$(env "${env[@]}" "${py[@]}" \
