@@ -4,11 +4,23 @@
 
 #include <filesystem>
 #include <opencv2/core/mat.hpp>
+#include <optional>
 #include <string>
 
+#include "ipa/eval/report.h"
 #include "ipa/io/safetensors.h"
 
 namespace ipa::test {
+
+/// `report` written to `dir` and its summary value `key` read back as `ipa-eval compare` reads
+/// it (nullopt when the summary lacks it).
+inline std::optional<double> written_summary_value(const eval::Report& report, const std::filesystem::path& dir,
+                                                   const std::string& key) {
+    eval::write_report(dir, report);
+    for (const auto& [k, v] : eval::read_report_summary(dir / "metrics.json"))
+        if (k == key) return v;
+    return std::nullopt;
+}
 
 inline std::filesystem::path eval_fixture(const std::string& name) {
     return std::filesystem::path(IPA_FIXTURES_DIR) / "eval" / name;

@@ -99,14 +99,9 @@ TEST(FidVid, PipelineFromFrameFoldersAndReport) {
     rep.generated_videos = rep.ground_truth_videos = 2;
     ipa::eval::Report report;
     report.fid_vid = rep;
-    ipa::eval::write_report(tmp.path / "report", report);
-    bool found = false;
-    for (const auto& [k, v] : ipa::eval::read_report_summary(tmp.path / "report" / "metrics.json"))
-        if (k == "fid_vid") {
-            found = true;
-            EXPECT_DOUBLE_EQ(v, rep.fid_vid);  // the same run's number, written and read back
-        }
-    EXPECT_TRUE(found);
+    const auto written = ipa::test::written_summary_value(report, tmp.path / "report", "fid_vid");
+    ASSERT_TRUE(written.has_value());
+    EXPECT_DOUBLE_EQ(*written, rep.fid_vid);  // the same run's number, written and read back
 }
 
 TEST(FidVid, WeightErrorsNameTheFile) {

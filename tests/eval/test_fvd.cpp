@@ -91,14 +91,9 @@ TEST_F(FvdFixture, FeaturesAndDistanceMatchStyleGanV) {
     // The report carries it in its summary (metrics.json, read back as ipa-eval compare does).
     ipa::eval::Report report;
     report.fvd = rep;
-    ipa::eval::write_report(tmp.path / "report", report);
-    bool found = false;
-    for (const auto& [k, v] : ipa::eval::read_report_summary(tmp.path / "report" / "metrics.json"))
-        if (k == "fvd") {
-            found = true;
-            EXPECT_DOUBLE_EQ(v, rep.fvd);  // the same run's number, written and read back
-        }
-    EXPECT_TRUE(found);
+    const auto written = ipa::test::written_summary_value(report, tmp.path / "report", "fvd");
+    ASSERT_TRUE(written.has_value());
+    EXPECT_DOUBLE_EQ(*written, rep.fvd);  // the same run's number, written and read back
 
     // Identical sets: FVD ~ 0 (the root of Σ² is Σ up to rounding).
     const auto same = ipa::eval::evaluate_fvd(make_pairs(gt, gt), module);
