@@ -4,8 +4,10 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 
 #include "ipa/core/config.h"
@@ -193,6 +195,64 @@ TEST(WanModel, PaddingTokensDoNotChangeTheOutput) {
     in.seq_len = 18 + 7;
     const auto padded = model->forward(in);
     EXPECT_LT((ref - padded).abs().max().item<float>(), 1e-5);
+}
+
+TEST(WanModel, MergedTextPaddingEqualsAttendingEveryPaddingRow) {
+    // Upstream pads the prompt with zero rows to text_len and attends all of them; ipa attends
+    // one of them with a log(count) score bias. Same outputs and gradients up to rounding.
+    for (const auto dtype : {torch::kDouble, torch::kFloat}) {
+        const auto cfg = tiny();  // VACE, text_len 16
+        auto model = make_wan_model(cfg);
+        randomize(*model, 12);
+        model->to(dtype);
+        auto in = tiny_inputs(cfg);
+        in.x = in.x.to(dtype);
+        in.vace_context = in.vace_context.to(dtype);
+        // Sample 1's prompt is 3 rows long, given padded with zeros to 7 rows (as a cache stores it).
+        in.context = torch::cat({in.context, torch::zeros({2, 2, cfg.text_dim})}, 1).to(dtype);
+        in.context[1].narrow(0, 3, 4).zero_();
+        ASSERT_TRUE(model->merge_text_padding());
+        EXPECT_EQ(model->prelude(in)->args.context.size(1), 5 + 1);  // 5 rows kept + one padding row
+        const auto cot = torch::randn({2, cfg.out_dim, 3, 4, 6}, torch::TensorOptions().dtype(dtype));
+        auto run = [&](bool merge) {
+            model->zero_grad();
+            model->set_merge_text_padding(merge);
+            const auto out = model->forward(in);
+            (out * cot).sum().backward();
+            std::map<std::string, torch::Tensor> grads;
+            for (auto& p : model->named_parameters()) grads[p.key()] = p.value().grad().clone();
+            return std::make_pair(out.detach(), grads);
+        };
+        const auto [out_rows, g_rows] = run(false);
+        const auto [out_merged, g_merged] = run(true);
+        EXPECT_EQ(model->prelude(in)->args.context.size(1), 6);
+        // Rounding only: float64 ~1e-15 relative, float32 ~1e-7 (the summation order differs).
+        const double tol = dtype == torch::kDouble ? 1e-14 : 2e-6;
+        const double rel = ((out_merged - out_rows).abs().max() / out_rows.abs().max()).item<double>();
+        EXPECT_LT(rel, tol) << "output, " << c10::toString(dtype);
+        double worst = 0;
+        for (const auto& [name, g] : g_rows) {
+            const double scale = g.abs().max().item<double>();
+            if (scale == 0) continue;
+            const double e = (g_merged.at(name) - g).abs().max().item<double>() / scale;
+            worst = std::max(worst, e);
+            EXPECT_LT(e, 10 * tol) << name << ", " << c10::toString(dtype);
+        }
+        std::cout << "[merged text padding " << c10::toString(dtype) << "] output rel " << rel
+                  << ", worst gradient rel " << worst << "\n";
+    }
+    // Off where the log(count) bias would be rounded (bf16 attention), and with nothing to merge.
+    const auto cfg = tiny();
+    auto model = make_wan_model(cfg);
+    randomize(*model, 13);
+    torch::NoGradGuard g;
+    auto in = tiny_inputs(cfg);
+    model->set_dtype(torch::kBFloat16);
+    EXPECT_EQ(model->prelude(in)->args.context.size(1), cfg.text_len);
+    EXPECT_FALSE(model->prelude(in)->args.context_bias.defined());
+    model->set_dtype(torch::kFloat);
+    in.context = torch::randn({2, cfg.text_len - 1, cfg.text_dim});  // one padding row: kept as is
+    EXPECT_EQ(model->prelude(in)->args.context.size(1), cfg.text_len);
 }
 
 TEST(WanModel, Bf16ModeKeepsTheReferenceFp32Islands) {

@@ -8,7 +8,8 @@ namespace ipa::models::wan {
 
 torch::Tensor multi_head_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                    int64_t num_heads, const torch::Tensor& key_mask) {
-    // q [B, Lq, H·d] (or [B, Lq, H, d]), k/v [B, Lk, H·d] -> [B, Lq, H·d]
+    // q [B, Lq, H·d] (or [B, Lq, H, d]), k/v [B, Lk, H·d] -> [B, Lq, H·d]; key_mask bool
+    // (true = attend) or additive in v's dtype, broadcastable to [B, H, Lq, Lk]
     const auto dtype = v.scalar_type();
     const int64_t b = q.size(0), lq = q.size(1), lk = k.size(1);
     const int64_t d = v.dim() == 4 ? v.size(-1) : v.size(-1) / num_heads;
@@ -71,15 +72,17 @@ WanCrossAttentionImpl::WanCrossAttentionImpl(int64_t dim_, int64_t heads, bool q
     }
 }
 
-torch::Tensor WanCrossAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& context) {
-    return attend(x, project(context));
+torch::Tensor WanCrossAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& context,
+                                             const torch::Tensor& text_bias) {
+    return attend(x, project(context, text_bias));
 }
 
-CrossKV WanCrossAttentionImpl::project(const torch::Tensor& context) {
-    // context [B, (n_img +) text_len, D]
+CrossKV WanCrossAttentionImpl::project(const torch::Tensor& context, const torch::Tensor& text_bias) {
+    // context [B, (n_img +) text_len, D] (text rows fewer when the padding is merged)
     auto text = context;
     torch::Tensor image;
     if (k_img) {
+        TORCH_CHECK(!text_bias.defined(), "image cross-attention takes the whole text_len context");
         const int64_t n_img = context.size(1) - text_len;
         image = context.narrow(1, 0, n_img);
         text = context.narrow(1, n_img, text_len);
@@ -87,6 +90,7 @@ CrossKV WanCrossAttentionImpl::project(const torch::Tensor& context) {
     CrossKV kv;
     kv.k = norm_k ? norm_k(k(text)) : k(text);
     kv.v = v(text);
+    kv.bias = text_bias;
     if (k_img) {
         kv.k_img = norm_k_img ? norm_k_img(k_img(image)) : k_img(image);
         kv.v_img = v_img(image);
@@ -98,7 +102,7 @@ torch::Tensor WanCrossAttentionImpl::attend(const torch::Tensor& x, const CrossK
     // x [B, L, D] -> [B, L, D]
     auto qx = q(x);
     if (norm_q) qx = norm_q(qx);
-    auto out = multi_head_attention(qx, kv.k, kv.v, num_heads);
+    auto out = multi_head_attention(qx, kv.k, kv.v, num_heads, kv.bias);
     if (kv.k_img.defined()) out = out + multi_head_attention(qx, kv.k_img, kv.v_img, num_heads);
     return o(out);
 }

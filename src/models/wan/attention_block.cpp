@@ -24,13 +24,14 @@ WanAttentionBlockImpl::WanAttentionBlockImpl(const WanConfig& cfg, bool image_cr
 
 torch::Tensor WanAttentionBlockImpl::forward(const torch::Tensor& x_in, const torch::Tensor& e0,
                                              const torch::Tensor& context, const RopeTable& rope,
-                                             const torch::Tensor& key_mask, const CrossKV* cross_kv) {
+                                             const torch::Tensor& key_mask, const torch::Tensor& context_bias,
+                                             const CrossKV* cross_kv) {
     // x [B, L, D] (bf16 into block 0 in bf16 mode, fp32 after), e0 [B, 6, D] fp32
     const auto e = (modulation + e0).chunk(6, 1);  // 6 × [B, 1, D] fp32
     auto y = self_attn(at_least_fp32(norm1(x_in)) * (1 + e[1]) + e[0], rope, key_mask);
     auto x = x_in + y * e[2];  // -> fp32
     const auto xq = norm3 ? norm3(x) : x;
-    x = x + (cross_kv ? cross_attn->attend(xq, *cross_kv) : cross_attn(xq, context));
+    x = x + (cross_kv ? cross_attn->attend(xq, *cross_kv) : cross_attn(xq, context, context_bias));
     y = ffn->forward(at_least_fp32(norm2(x)) * (1 + e[4]) + e[3]);
     return x + y * e[5];
 }
@@ -43,10 +44,10 @@ VaceWanAttentionBlockImpl::VaceWanAttentionBlockImpl(const WanConfig& cfg, int64
 
 std::pair<torch::Tensor, torch::Tensor> VaceWanAttentionBlockImpl::forward_vace(
     const torch::Tensor& c_in, const torch::Tensor& x, const torch::Tensor& e0, const torch::Tensor& context,
-    const RopeTable& rope, const torch::Tensor& key_mask) {
+    const RopeTable& rope, const torch::Tensor& key_mask, const torch::Tensor& context_bias) {
     // c [B, L, D] control tokens, x [B, L, D] patch-embedded main tokens (pre block 0)
     auto c = block_id == 0 ? before_proj(c_in) + x : c_in;
-    c = forward(c, e0, context, rope, key_mask);
+    c = forward(c, e0, context, rope, key_mask, context_bias);
     return {c, after_proj(c)};
 }
 

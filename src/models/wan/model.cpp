@@ -4,9 +4,11 @@
 #include <fmt/ranges.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <optional>
 
 #include "ipa/core/error.h"
+#include "ipa/core/torch_compat.h"
 #include "ipa/models/checkpointing.h"
 #include "ipa/models/wan/numerics.h"
 
@@ -95,6 +97,20 @@ void WanModelImpl::check_inputs(const WanInputs& in) const {
     if (cfg_.has_image_input() && !cfg_.is_vace() && !in.clip_fea.defined()) fail("i2v/flf2v needs clip_fea and y");
 }
 
+int64_t WanModelImpl::merged_text_rows(const torch::Tensor& context) const {
+    // Only where the bias is exact: fp32/fp64 attention (a bf16 mask would round log(count)).
+    if (!merge_text_padding_ || img_emb) return -1;
+    const auto& cross = *blocks->ptr<WanAttentionBlockImpl>(0)->cross_attn;
+    const auto dtype = cross.v->weight.scalar_type();
+    if ((dtype != c10::kFloat && dtype != c10::kDouble) || context.scalar_type() != dtype ||
+        compat::AutocastGuard::is_enabled(context.device().type())) {
+        return -1;
+    }
+    const auto nonzero_rows = context.ne(0).any(2).any(0).nonzero();  // [n, 1] row indices
+    const int64_t kept = nonzero_rows.numel() == 0 ? 0 : nonzero_rows.max().item<int64_t>() + 1;
+    return cfg_.text_len - kept >= 2 ? kept : -1;
+}
+
 torch::Tensor WanModelImpl::embed_tokens(PatchEmbed& embed, const torch::Tensor& video, int64_t seq_len) {
     // [B, L, D], contiguous: a transposed layout would follow x through every residual add,
     // and each Linear on it would run as a strided matmul plus a separate bias pass.
@@ -109,14 +125,14 @@ torch::Tensor WanModelImpl::embed_tokens(PatchEmbed& embed, const torch::Tensor&
 torch::Tensor WanModelImpl::run_block(WanAttentionBlockImpl& block, const torch::Tensor& x, const BlockArgs& a,
                                       const CrossKV* cross_kv) {
     if (!grad_checkpointing_ || !torch::GradMode::is_enabled()) {
-        return block.forward(x, a.e0, a.context, a.rope, a.key_mask, cross_kv);
+        return block.forward(x, a.e0, a.context, a.rope, a.key_mask, a.context_bias, cross_kv);
     }
     // Captured by value: backward runs after this forward's locals are gone. Precomputed
     // cross K/V come from frozen weights (no grad): constants of the recomputation.
-    const auto fn = [&block, rope = a.rope, mask = a.key_mask,
+    const auto fn = [&block, rope = a.rope, mask = a.key_mask, bias = a.context_bias,
                      kv = cross_kv ? std::optional<CrossKV>(*cross_kv)
                                    : std::nullopt](const std::vector<torch::Tensor>& in) {
-        return std::vector<torch::Tensor>{block.forward(in[0], in[1], in[2], rope, mask, kv ? &*kv : nullptr)};
+        return std::vector<torch::Tensor>{block.forward(in[0], in[1], in[2], rope, mask, bias, kv ? &*kv : nullptr)};
     };
     return checkpoint(fn, {x, a.e0, a.context})[0];
 }
@@ -154,10 +170,22 @@ std::shared_ptr<const WanPrelude> WanModelImpl::prelude(const WanInputs& in, con
     p.args.e0 = time_projection->forward(p.e).unflatten(1, {6, cfg_.dim});            // [B, 6, D]
 
     auto ctx = in.context.to(device);
-    if (ctx.size(1) < cfg_.text_len) {  // zero rows, embedded and attended like upstream (no mask)
+    const int64_t kept = merged_text_rows(ctx);
+    if (kept >= 0) {
+        // Rows kept.. of the text_len context are all zero (padding, given or added): upstream
+        // embeds and attends every one of them, and they all give the same key and value. One
+        // such row with log(count) added to its score gives each query the same softmax
+        // weights and output (docs/architecture.md §9, "Text padding").
+        ctx = ctx.size(1) > kept ? ctx.narrow(1, 0, kept + 1)
+                                 : torch::cat({ctx, ctx.new_zeros({p.batch, 1, ctx.size(2)})}, 1);
+    } else if (ctx.size(1) < cfg_.text_len) {  // zero rows, embedded and attended like upstream (no mask)
         ctx = torch::cat({ctx, ctx.new_zeros({p.batch, cfg_.text_len - ctx.size(1), ctx.size(2)})}, 1);
     }
-    p.args.context = text_embedding->forward(ctx);  // [B, text_len, D]
+    p.args.context = text_embedding->forward(ctx);  // [B, text_len (or kept + 1), D]
+    if (kept >= 0) {
+        p.args.context_bias = torch::zeros({1, 1, 1, kept + 1}, p.args.context.options());
+        p.args.context_bias.select(3, kept).fill_(std::log(static_cast<double>(cfg_.text_len - kept)));
+    }
     if (img_emb)
         p.args.context =
             torch::cat({img_emb(in.clip_fea.to(device)).to(p.args.context.scalar_type()), p.args.context}, 1);
@@ -175,7 +203,8 @@ std::shared_ptr<const WanPrelude> WanModelImpl::prelude(const WanInputs& in, con
     }
     if (options.cross_kv) {
         for (int64_t i = 0; i < cfg_.num_layers; ++i) {
-            p.cross_kv.push_back(blocks->ptr<WanAttentionBlockImpl>(i)->cross_attn->project(p.args.context));
+            p.cross_kv.push_back(
+                blocks->ptr<WanAttentionBlockImpl>(i)->cross_attn->project(p.args.context, p.args.context_bias));
         }
     }
     return pre;
@@ -214,15 +243,16 @@ std::vector<torch::Tensor> VaceWanModelImpl::compute_hints(const WanInputs& in, 
     for (std::size_t j = 0; j < vace_blocks->size(); ++j) {
         auto& block = *vace_blocks->ptr<VaceWanAttentionBlockImpl>(j);
         if (grad_checkpointing_ && torch::GradMode::is_enabled()) {
-            const auto fn = [&block, rope = a.rope, mask = a.key_mask](const std::vector<torch::Tensor>& t) {
-                auto [cc, hint] = block.forward_vace(t[0], t[1], t[2], t[3], rope, mask);
+            const auto fn = [&block, rope = a.rope, mask = a.key_mask,
+                             bias = a.context_bias](const std::vector<torch::Tensor>& t) {
+                auto [cc, hint] = block.forward_vace(t[0], t[1], t[2], t[3], rope, mask, bias);
                 return std::vector<torch::Tensor>{cc, hint};
             };
             auto out = checkpoint(fn, {c, p.tokens, a.e0, a.context});
             c = out[0];
             hints.push_back(out[1]);
         } else {
-            auto [cc, hint] = block.forward_vace(c, p.tokens, a.e0, a.context, a.rope, a.key_mask);
+            auto [cc, hint] = block.forward_vace(c, p.tokens, a.e0, a.context, a.rope, a.key_mask, a.context_bias);
             c = cc;
             hints.push_back(hint);
         }

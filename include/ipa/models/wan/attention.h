@@ -28,7 +28,8 @@ TORCH_MODULE(WanSelfAttention);
 /// The keys and values a cross-attention computes from its context (they depend on the
 /// context alone, so passes over the same context can share them).
 struct CrossKV {
-    torch::Tensor k, v;          ///< text keys (after norm_k) and values [B, text_len, D]
+    torch::Tensor k, v;          ///< text keys (after norm_k) and values [B, L_text, D]
+    torch::Tensor bias;          ///< additive score bias over the text keys [1, 1, 1, L_text], or undefined
     torch::Tensor k_img, v_img;  ///< image keys/values (i2v/flf2v) or undefined
 };
 
@@ -36,10 +37,12 @@ struct CrossKV {
 struct WanCrossAttentionImpl : torch::nn::Module {
     WanCrossAttentionImpl(int64_t dim, int64_t num_heads, bool qk_norm, double eps, bool image, int64_t text_len,
                           const torch::TensorOptions& options = {});
-    /// x [B, L, D], context [B, L_ctx, D]; = attend(x, project(context))
-    torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& context);
-    /// The keys and values of `context`.
-    CrossKV project(const torch::Tensor& context);
+    /// x [B, L, D], context [B, L_ctx, D]; = attend(x, project(context, text_bias))
+    torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& context, const torch::Tensor& text_bias = {});
+    /// The keys and values of `context`. `text_bias` (or undefined): an additive score bias
+    /// per text key, [1, 1, 1, L_text] — log(n) on a key that stands for n identical ones
+    /// (the merged zero padding of the prompt, see WanPrelude).
+    CrossKV project(const torch::Tensor& context, const torch::Tensor& text_bias = {});
     /// Attention of x's queries over precomputed keys and values.
     torch::Tensor attend(const torch::Tensor& x, const CrossKV& kv);
 

@@ -11,10 +11,11 @@ namespace ipa::models::wan {
 
 /// What every block of one forward shares.
 struct BlockArgs {
-    torch::Tensor e0;        ///< [B, 6, D] fp32 time projection
-    torch::Tensor context;   ///< [B, L_ctx, D] embedded text (+ image) tokens
-    RopeTable rope;          ///< for the padded token sequence
-    torch::Tensor key_mask;  ///< [B, 1, 1, seq_len] bool, or undefined when unpadded
+    torch::Tensor e0;            ///< [B, 6, D] fp32 time projection
+    torch::Tensor context;       ///< [B, L_ctx, D] embedded text (+ image) tokens
+    torch::Tensor context_bias;  ///< [1, 1, 1, L_ctx] additive cross-attention bias, or undefined
+    RopeTable rope;              ///< for the padded token sequence
+    torch::Tensor key_mask;      ///< [B, 1, 1, seq_len] bool, or undefined when unpadded
 };
 
 /// Transformer block with 6-way modulation:
@@ -22,10 +23,12 @@ struct BlockArgs {
 // ref: Wan2.1 wan/modules/model.py WanAttentionBlock
 struct WanAttentionBlockImpl : torch::nn::Module {
     WanAttentionBlockImpl(const WanConfig& cfg, bool image_cross_attn, const torch::TensorOptions& options = {});
-    /// x [B, L, D] -> [B, L, D] (fp32 after the first residual add). `cross_kv`: the cross
-    /// attention's keys and values of `context`, precomputed (cross_attn->project), or null.
+    /// x [B, L, D] -> [B, L, D] (fp32 after the first residual add). `context_bias`: see
+    /// BlockArgs. `cross_kv`: the cross attention's keys and values of `context` (with the
+    /// bias), precomputed (cross_attn->project), or null.
     torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& e0, const torch::Tensor& context,
-                          const RopeTable& rope, const torch::Tensor& key_mask, const CrossKV* cross_kv = nullptr);
+                          const RopeTable& rope, const torch::Tensor& key_mask, const torch::Tensor& context_bias,
+                          const CrossKV* cross_kv = nullptr);
 
     WanLayerNorm norm1{nullptr};
     WanSelfAttention self_attn{nullptr};
@@ -45,7 +48,8 @@ struct VaceWanAttentionBlockImpl : WanAttentionBlockImpl {
     /// Returns {c, hint}.
     std::pair<torch::Tensor, torch::Tensor> forward_vace(const torch::Tensor& c, const torch::Tensor& x,
                                                          const torch::Tensor& e0, const torch::Tensor& context,
-                                                         const RopeTable& rope, const torch::Tensor& key_mask);
+                                                         const RopeTable& rope, const torch::Tensor& key_mask,
+                                                         const torch::Tensor& context_bias);
     Linear before_proj{nullptr};  // block 0 only
     Linear after_proj{nullptr};
     int64_t block_id;

@@ -70,6 +70,11 @@ struct WanModelImpl : torch::nn::Module {
     /// Sets the compute dtype (fp32 or bf16) with the reference's fp32 islands.
     void set_dtype(c10::ScalarType dtype);
     c10::ScalarType dtype() const { return dtype_; }
+    /// Whether the zero rows that pad the prompt to text_len are attended as one key with a
+    /// log(count) score bias (default, fp32/fp64 only; exact up to rounding) or row by row
+    /// as upstream does.
+    void set_merge_text_padding(bool on) { merge_text_padding_ = on; }
+    bool merge_text_padding() const { return merge_text_padding_; }
     /// Recompute each block in backward instead of storing its activations.
     void set_gradient_checkpointing(bool on) { grad_checkpointing_ = on; }
     bool gradient_checkpointing() const { return grad_checkpointing_; }
@@ -93,10 +98,14 @@ protected:
     torch::Tensor run_block(WanAttentionBlockImpl& block, const torch::Tensor& x, const BlockArgs& args,
                             const CrossKV* cross_kv = nullptr);
     torch::Tensor embed_tokens(PatchEmbed& embed, const torch::Tensor& video, int64_t seq_len);
+    /// With merged text padding: how many leading context rows are kept as they are (the
+    /// rest are all zero and become one row); -1 when the padding is attended row by row.
+    int64_t merged_text_rows(const torch::Tensor& context) const;
 
     WanConfig cfg_;
     c10::ScalarType dtype_ = c10::kFloat;
     bool grad_checkpointing_ = false;
+    bool merge_text_padding_ = true;
 
 private:
     torch::Tensor unpatchify(const torch::Tensor& x, const std::array<int64_t, 3>& grid) const;
