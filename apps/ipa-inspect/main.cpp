@@ -3,6 +3,7 @@
 //   ipa-inspect check --model CFG|auto --weights PATH [--dtype fp32|bf16] [--non-strict]
 //   ipa-inspect forward --model CFG --weights W --inputs IN.safetensors --out OUT.safetensors
 //   ipa-inspect merge-lora --weights W --lora ADAPTER --out MERGED.safetensors [--multiplier 1]
+//   ipa-inspect convert-lora --lora ADAPTER --to diffusers|comfyui|diffsynth|ipa --out OUT.safetensors
 //   ipa-inspect bench-forward [--model tiny] [--latent F H W] [--layers N] [--dtype] [--iters]
 //   ipa-inspect vae --vae W (--encode video.mp4|IN.safetensors | --decode LAT.safetensors) --out OUT [--tiled]
 //   ipa-inspect encode-prompt --text-encoder T --tokenizer DIR --prompt "..." [--prompt ...] --out E.safetensors
@@ -105,6 +106,21 @@ int main(int argc, char** argv) {
     merge->add_option("--out", output, "merged safetensors file")->required();
     merge->add_option("--multiplier", multiplier, "adapter strength");
 
+    std::string spelling;
+    auto* convert = app.add_subcommand("convert-lora",
+                                       "Rewrite a LoRA adapter in the spelling a peer loads (diffusers' "
+                                       "load_lora_weights, ComfyUI, DiffSynth-Studio's load_lora, ipa)");
+    convert
+        ->add_option("--lora", lora_path, "adapter in any spelling ipa reads (a .vace.safetensors sibling is included)")
+        ->required();
+    convert->add_option("--to", spelling, "diffusers | comfyui | diffsynth | ipa")
+        ->required()
+        ->check(CLI::IsMember({"diffusers", "comfyui", "diffsynth", "ipa"}));
+    convert
+        ->add_option("--out", output,
+                     "output .safetensors (diffsynth/ipa: VACE-block adapters go to its .vace.safetensors sibling)")
+        ->required();
+
     ipa::tools::BenchForwardOptions bench;
     std::vector<int64_t> latent{3, 16, 16};
     std::string bench_dtype = "fp32", bench_device = "cpu";
@@ -174,6 +190,10 @@ int main(int argc, char** argv) {
         } else if (*merge) {
             ipa::lora::merge_lora_checkpoint(weights, lora_path, output, multiplier);
             std::cout << "wrote " << output << "\n";
+        } else if (*convert) {
+            for (const auto& f :
+                 ipa::lora::convert_adapter(lora_path, output, ipa::lora::parse_adapter_spelling(spelling)))
+                std::cout << "wrote " << f.string() << "\n";
         } else if (*bf) {
             bench.frames = latent[0];
             bench.height = latent[1];

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "internal.h"
@@ -53,6 +54,60 @@ std::optional<double> metadata_alpha(const std::map<std::string, std::string>& m
         }
     }
     return std::nullopt;
+}
+
+// diffusers' save_lora_weights stores the peft LoraConfig as JSON in the metadata key
+// `lora_adapter_metadata`, each field prefixed with the pipeline component
+// (`transformer.lora_alpha`, `transformer.alpha_pattern`, ...); its factors carry no alpha.
+struct PeftMetadata {
+    std::optional<double> lora_alpha;
+    std::map<std::string, double> alpha_pattern;  ///< module name (suffix) -> alpha
+};
+
+std::optional<PeftMetadata> peft_metadata(const std::map<std::string, std::string>& meta, const fs::path& file,
+                                          std::vector<std::string>& problems) {
+    const auto it = meta.find("lora_adapter_metadata");
+    if (it == meta.end()) return std::nullopt;
+    const auto where = fmt::format("metadata 'lora_adapter_metadata' of {}", file.filename().string());
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(it->second);
+    } catch (const std::exception& e) {
+        problems.push_back(fmt::format("{}: not JSON ({})", where, e.what()));
+        return std::nullopt;
+    }
+    if (!j.is_object()) {
+        problems.push_back(where + ": not a JSON object");
+        return std::nullopt;
+    }
+    PeftMetadata out;
+    const std::string prefix = "transformer.";
+    for (const auto& [key, value] : j.items()) {
+        if (!starts_with(key, prefix)) continue;  // other pipeline components
+        const auto field = key.substr(prefix.size());
+        try {
+            if (field == "lora_alpha" && !value.is_null()) {
+                out.lora_alpha = value.get<double>();
+            } else if (field == "alpha_pattern" && value.is_object()) {
+                for (const auto& [m, a] : value.items()) out.alpha_pattern[m] = a.get<double>();
+            } else if ((field == "use_rslora" || field == "use_dora") && value.is_boolean() && value.get<bool>()) {
+                problems.push_back(
+                    fmt::format("{}: {} = true is not supported (plain LoRA scaling alpha/r only)", where, key));
+            }
+        } catch (const std::exception& e) {
+            problems.push_back(fmt::format("{}: bad value for '{}' ({})", where, key, e.what()));
+        }
+    }
+    return out;
+}
+
+// peft's alpha for a module: alpha_pattern entry naming it (whole name or dot-bounded suffix),
+// else lora_alpha.
+std::optional<double> peft_alpha(const PeftMetadata& m, const std::string& module) {
+    for (const auto& [pattern, alpha] : m.alpha_pattern) {
+        if (module == pattern || ends_with(module, "." + pattern)) return alpha;
+    }
+    return m.lora_alpha;
 }
 
 std::string shape_str(const at::Tensor& t) { return c10::str(t.sizes()); }
@@ -113,7 +168,16 @@ AdapterFile read_adapter_files(const fs::path& path) {
                 continue;
             }
             auto& e = out.modules[*module];
-            if (e.key.empty()) e.key = name;
+            if (e.key.empty()) {
+                e.key = name;
+                e.file_module = name.substr(0, name.size() - hit->first.size());
+                for (const char* prefix : {"transformer.", "base_model.model."}) {
+                    if (starts_with(e.file_module, prefix)) {
+                        e.file_module = e.file_module.substr(std::string(prefix).size());
+                        break;
+                    }
+                }
+            }
             here.insert(*module);
             const auto t = ckpt.get(name);
             auto set_factor = [&](at::Tensor& slot, const char* which) {
@@ -131,6 +195,12 @@ AdapterFile read_adapter_files(const fs::path& path) {
                 out.problems.push_back(fmt::format("'{}': alpha must be a scalar, got shape {}", name, shape_str(t)));
             } else {
                 e.alpha = t.to(torch::kDouble).item<double>();
+            }
+        }
+        if (const auto peft = peft_metadata(ckpt.metadata(), file, out.problems)) {
+            for (const auto& m : here) {
+                auto& e = out.modules[m];
+                if (!e.alpha) e.alpha = peft_alpha(*peft, e.file_module);
             }
         }
         if (const auto alpha = metadata_alpha(ckpt.metadata())) {

@@ -30,7 +30,8 @@ struct AdapterTensors {
     at::Tensor A;  ///< [r, in]
     at::Tensor B;  ///< [out, r]
     std::optional<double> alpha;
-    std::string key;  ///< one of its keys as spelled in the file, for messages
+    std::string key;          ///< one of its keys as spelled in the file, for messages
+    std::string file_module;  ///< the module as spelled in the file, prefix removed
 };
 
 /// The adapters of one or two files, by original Wan module name.
@@ -41,7 +42,8 @@ struct AdapterFile {
 };
 
 /// Reads `path` and, when present, vace_adapter_path(path). Every accepted spelling is
-/// mapped to the original module name; alpha falls back to the file's metadata.
+/// mapped to the original module name; alpha falls back to the file's metadata (diffusers'
+/// `lora_adapter_metadata`, then `alpha` / `ss_network_alpha`).
 AdapterFile read_adapter_files(const std::filesystem::path& path);
 
 /// The original Wan module name for an adapter key's module part, or nullopt.

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -112,7 +113,9 @@ void save_adapter(const std::filesystem::path& path, torch::nn::Module& model, c
 
 /// Loads an adapter file (and vace_adapter_path(path) when it exists) into `model`,
 /// attaching adapters where absent or of another rank (rank from the tensors; alpha from
-/// `.alpha`, else metadata `alpha`/`ss_network_alpha`, else = rank) and freezing the base
+/// `.alpha`, else diffusers' `lora_adapter_metadata` JSON (`transformer.lora_alpha`,
+/// `transformer.alpha_pattern`), else metadata `alpha`/`ss_network_alpha`, else = rank;
+/// rsLoRA / DoRA configs are refused) and freezing the base
 /// like attach_lora. Accepted spellings: prefixes `model.diffusion_model.`,
 /// `diffusion_model.`, `transformer.`, none; diffusers module names (`attn1.to_q`);
 /// `lora_A`/`lora_B`, `lora_down`/`lora_up`, `.lora_A.default.weight`.
@@ -120,6 +123,37 @@ void save_adapter(const std::filesystem::path& path, torch::nn::Module& model, c
 /// CheckpointError listing all of them; non-strict loads the rest and logs a warning.
 /// Returns the loaded module names.
 std::vector<std::string> load_adapter(torch::nn::Module& model, const std::filesystem::path& path, bool strict = true);
+
+/// The spellings convert_adapter writes, one per peer loader (README "Interop"):
+///  - Ipa: save_adapter's (`diffusion_model.<module>.lora_A/B.weight` + `.alpha`; VACE-block
+///    adapters in the `.vace.safetensors` sibling);
+///  - Diffusers: what diffusers' `save_lora_weights` writes and `load_lora_weights` reads for
+///    every module, VACE blocks included: `transformer.<diffusers module>.lora_A/B.weight`,
+///    alpha in metadata `lora_adapter_metadata` (peft LoraConfig JSON: r, lora_alpha,
+///    target_modules = the full module names, rank_pattern / alpha_pattern when mixed);
+///  - ComfyUI: one file, `diffusion_model.<module>.lora_down/lora_up.weight` + `.alpha`;
+///  - DiffSynth: what its ModelLogger writes: `<module>.lora_A/B.default.weight`, no prefix, no
+///    alpha (alpha/rank folded into lora_A in float32, exact when it is 1), main blocks in the
+///    output file and VACE blocks in its `.vace.safetensors` sibling (DiffSynth loads them into
+///    `pipe.dit` and `pipe.vace` separately).
+/// The split spellings always write the main file (with no tensors when every adapter is on a
+/// VACE block, like save_adapter).
+/// Factors keep their dtype (a bf16 file stays bf16).
+enum class AdapterSpelling { Ipa, Diffusers, ComfyUI, DiffSynth };
+/// "ipa" | "diffusers" | "comfyui" | "diffsynth"; ConfigError otherwise.
+AdapterSpelling parse_adapter_spelling(const std::string& name);
+
+/// The diffusers module name of an original Wan Linear module (`blocks.3.self_attn.q` ->
+/// `blocks.3.attn1.to_q`, `vace_blocks.0.before_proj` -> `vace_blocks.0.proj_in`), nullopt
+/// when diffusers has none.
+std::optional<std::string> to_diffusers_module(const std::string& original);
+
+/// Reads an adapter file like load_adapter (any accepted spelling, plus its `.vace` sibling;
+/// strictly: CheckpointError listing every problem) and writes it in `to`'s spelling to
+/// `out` (and, for the split spellings, vace_adapter_path(out); a stale sibling is removed).
+/// Returns the files written.
+std::vector<std::filesystem::path> convert_adapter(const std::filesystem::path& in, const std::filesystem::path& out,
+                                                   AdapterSpelling to);
 
 /// Streams `base_weights` (any ipa::io::Checkpoint layout) to a safetensors file `out` with
 /// the same keys, tensor by tensor: a weight with an adapter becomes
