@@ -449,6 +449,39 @@ TEST(LoRAInterop, ConvertToComfyUIWritesTheKohyaSpelling) {
     expect_same_tensors(out, kDir / "comfy_t2v.safetensors");
 }
 
+TEST(LoRAInterop, BadDiffusersMetadataIsAClearError) {
+    REQUIRE_FIXTURE(kDiffusersT2V);
+    TempDir dir;
+    const auto A = torch::randn({4, 40}), B = torch::randn({40, 4});
+    const ipa::io::NamedTensors t{{"transformer.blocks.0.attn1.to_q.lora_A.weight", A},
+                                  {"transformer.blocks.0.attn1.to_q.lora_B.weight", B}};
+    auto expect_error = [&](const std::string& json, const std::string& what) {
+        const auto path = dir / "bad.safetensors";
+        ipa::io::save_safetensors(path, t, {{"lora_adapter_metadata", json}});
+        auto m = diffusers_t2v();
+        try {
+            ipa::lora::load_adapter(*m, path, /*strict=*/true);
+            ADD_FAILURE() << "no error for " << json;
+        } catch (const ipa::CheckpointError& e) {
+            const std::string msg = e.what();
+            EXPECT_NE(msg.find("lora_adapter_metadata"), std::string::npos) << msg;
+            EXPECT_NE(msg.find("bad.safetensors"), std::string::npos) << msg;
+            EXPECT_NE(msg.find(what), std::string::npos) << msg;
+        }
+    };
+    expect_error("{not json", "not JSON");
+    expect_error(R"({"transformer.lora_alpha": 8, "transformer.use_rslora": true})", "use_rslora");
+    expect_error(R"({"transformer.lora_alpha": "eight"})", "transformer.lora_alpha");
+    // A good one: alpha_pattern wins over lora_alpha for the module it names.
+    ipa::io::save_safetensors(
+        dir / "good.safetensors", t,
+        {{"lora_adapter_metadata",
+          R"({"transformer.r": 4, "transformer.lora_alpha": 8, "transformer.alpha_pattern": {"blocks.0.attn1.to_q": 2}})"}});
+    auto m = diffusers_t2v();
+    ipa::lora::load_adapter(*m, dir / "good.safetensors", /*strict=*/true);
+    expect_rank_alpha(*m, 4, 2.0);
+}
+
 // ---- bfloat16 peer files ----
 
 TEST(LoRAInterop, DiffusersBf16FileGivesDiffusersOutput) {
