@@ -36,8 +36,9 @@ bool is_video_file(const fs::path& p) {
     return exts.count(e) > 0;
 }
 
-/// name → path of the videos (files by stem, frame directories by name) in `dir`.
-std::map<std::string, fs::path> list_videos(const fs::path& dir, const char* what) {
+}  // namespace
+
+std::map<std::string, fs::path> videos_in_dir(const fs::path& dir, const char* what) {
     if (!fs::is_directory(dir)) throw DataError(fmt::format("{} folder {} does not exist", what, dir.string()));
     std::map<std::string, fs::path> out;
     for (const auto& e : fs::directory_iterator(dir)) {
@@ -54,6 +55,15 @@ std::map<std::string, fs::path> list_videos(const fs::path& dir, const char* wha
     if (out.empty()) throw DataError(fmt::format("{} folder {} holds no videos or frame folders", what, dir.string()));
     return out;
 }
+
+fs::path keypoints_in_dir(const fs::path& kp_dir, const std::string& id) {
+    if (fs::is_directory(kp_dir / id)) return kp_dir / id;
+    if (fs::is_regular_file(kp_dir / (id + ".jsonl"))) return kp_dir / (id + ".jsonl");
+    throw DataError(fmt::format("video '{}': no keypoints in {} (expected the folder {} or {}.jsonl)", id,
+                                kp_dir.string(), id, id));
+}
+
+namespace {
 
 std::string joined(const std::vector<std::string>& v) {
     std::string s;
@@ -80,8 +90,8 @@ double VideoFrameMetrics::mean_lpips() const { return mean_of(lpips); }
 double VideoFrameMetrics::mean_hand_lpips() const { return mean_of(hand_lpips); }
 
 std::vector<VideoPair> pairs_from_dirs(const fs::path& gen_dir, const fs::path& gt_dir, const fs::path& kp_dir) {
-    const auto gen = list_videos(gen_dir, "generated");
-    const auto gt = list_videos(gt_dir, "ground-truth");
+    const auto gen = videos_in_dir(gen_dir, "generated");
+    const auto gt = videos_in_dir(gt_dir, "ground-truth");
     std::vector<std::string> only_gen, only_gt;
     for (const auto& [k, p] : gen)
         if (!gt.count(k)) only_gen.push_back(k);
@@ -95,15 +105,7 @@ std::vector<VideoPair> pairs_from_dirs(const fs::path& gen_dir, const fs::path& 
     std::vector<VideoPair> out;
     for (const auto& [k, p] : gen) {
         VideoPair v{k, p, gt.at(k), {}};
-        if (!kp_dir.empty()) {
-            if (fs::is_directory(kp_dir / k))
-                v.keypoints = kp_dir / k;
-            else if (fs::is_regular_file(kp_dir / (k + ".jsonl")))
-                v.keypoints = kp_dir / (k + ".jsonl");
-            else
-                throw DataError(fmt::format("video '{}': no keypoints in {} (expected the folder {} or {}.jsonl)", k,
-                                            kp_dir.string(), k, k));
-        }
+        if (!kp_dir.empty()) v.keypoints = keypoints_in_dir(kp_dir, k);
         out.push_back(std::move(v));
     }
     return out;

@@ -44,6 +44,14 @@ constexpr MetricDef kChartMetrics[] = {{"psnr", "PSNR", true},           {"ssim"
                                        {"hand_psnr", "PSNR-Hand", true}, {"hand_ssim", "SSIM-Hand", true},
                                        {"lpips", "LPIPS", false},        {"hand_lpips", "LPIPS-Hand", false}};
 
+/// Per-video charts of the ground-truth-free hand metrics (the `hands` array of metrics.json).
+constexpr MetricDef kHandChartMetrics[] = {{"hands_visible", "Hands visible", true},
+                                           {"hand_confidence", "Hand keypoint confidence", true}};
+
+double hand_metric(const HandMetrics& v, const std::string& key) {
+    return key == "hands_visible" ? v.hands_visible : v.hand_confidence;
+}
+
 double video_metric(const VideoFrameMetrics& v, const std::string& key) {
     if (key == "psnr") return v.mean_psnr();
     if (key == "ssim") return v.mean_ssim();
@@ -95,6 +103,107 @@ std::string write_metric_charts(const fs::path& out_dir, const std::vector<Video
         html += fmt::format("<p><img src=\"{}\" alt=\"{} per video\"></p>\n", file, m.title);
     }
     return html.empty() ? html : "<h2>Charts</h2>\n" + html;
+}
+
+/// chart_<metric>.png of the hand metrics; returns the HTML that shows them.
+std::string write_hand_charts(const fs::path& out_dir, const std::vector<HandMetrics>& hands) {
+    std::vector<std::string> ids;
+    for (const auto& v : hands) ids.push_back(v.id);
+    std::string html;
+    for (const auto& m : kHandChartMetrics) {
+        plot::BarSeries values{m.title, {}};
+        for (const auto& v : hands) values.values.push_back(hand_metric(v, m.key));
+        if (!any_finite(values.values)) continue;
+        const auto file = fmt::format("chart_{}.png", m.key);
+        plot::write_png(out_dir / file, sorted_bars(fmt::format("{} per video, worst first", m.title), ids, {values},
+                                                    m.higher_is_better)
+                                            .render(kChartWidth));
+        html += fmt::format("<p><img src=\"{}\" alt=\"{} per video\"></p>\n", file, m.title);
+    }
+    return html;
+}
+
+/// The hand metrics' keys of metrics.json and their per_video_hands.csv; returns the HTML
+/// summary rows' (name, value) pairs.
+std::string write_hands(const fs::path& out_dir, nlohmann::json& j, const std::vector<HandMetrics>& hands,
+                        std::vector<std::pair<std::string, std::string>>& rows) {
+    const auto s = summarize_hands(hands);
+    auto& sum = j["summary"];
+    sum["hand_videos"] = s.videos;
+    sum["hands_visible"] = num(s.hands_visible);
+    sum["left_hand_visible"] = num(s.left_hand_visible);
+    sum["right_hand_visible"] = num(s.right_hand_visible);
+    sum["hand_confidence"] = num(s.hand_confidence);
+    sum["hand_points_detected"] = num(s.hand_points_detected);
+    sum["hand_confidence_visible"] = num(s.confidence_mean);
+    sum["hand_finger_confidence"] = num(s.finger_confidence);
+    sum["hand_jitter"] = num(s.jitter);
+    sum["hand_accel"] = num(s.accel);
+    sum["hand_sharpness_ratio"] = num(s.sharpness_ratio);
+    sum["hand_score"] = num(s.score);
+    j["settings"]["hands"] =
+        "no ground truth: keypoints of the generated videos; hands expected 2 per person (curation scorer's rule); "
+        "fractions pooled over expected hands, scorer signals averaged over videos";
+    std::string csv =
+        "id,frames,expected_hands,hands_visible,left_hand_visible,right_hand_visible,hand_confidence,"
+        "hand_points_detected,confidence_mean,finger_confidence,jitter,accel,sharpness_ratio,score\n";
+    j["hands"] = nlohmann::json::array();
+    for (const auto& v : hands) {
+        j["hands"].push_back({{"id", v.id},
+                              {"has_video", v.has_video},
+                              {"frames", v.frames},
+                              {"expected_hands", v.expected_hands},
+                              {"visible_hands", v.visible_hands},
+                              {"hands_visible", num(v.hands_visible)},
+                              {"left_hand_visible", num(v.left_hand_visible)},
+                              {"right_hand_visible", num(v.right_hand_visible)},
+                              {"hand_confidence", num(v.hand_confidence)},
+                              {"hand_points_detected", num(v.hand_points_detected)},
+                              {"confidence_mean", num(v.confidence_mean)},
+                              {"finger_confidence", num(v.finger_confidence)},
+                              {"jitter", num(v.jitter)},
+                              {"accel", num(v.accel)},
+                              {"sharpness_ratio", num(v.sharpness_ratio)},
+                              {"score", num(v.score)}});
+        nlohmann::json fv = nlohmann::json::array();
+        for (double x : v.frame_hands_visible) fv.push_back(num(x));
+        j["hands"].back()["frame_hands_visible"] = fv;
+        csv += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", csv_field(v.id), v.frames, v.expected_hands,
+                           csv_num(v.hands_visible), csv_num(v.left_hand_visible), csv_num(v.right_hand_visible),
+                           csv_num(v.hand_confidence), csv_num(v.hand_points_detected), csv_num(v.confidence_mean),
+                           csv_num(v.finger_confidence), csv_num(v.jitter), csv_num(v.accel),
+                           csv_num(v.sharpness_ratio), csv_num(v.score));
+    }
+    write_file_atomic(out_dir / "per_video_hands.csv", csv);
+    rows = {
+        {fmt::format("hand videos / frames / expected hands"),
+         fmt::format("{} / {} / {}", s.videos, s.frames, s.expected_hands)},
+        {"hands visible (fraction of expected hands)", cell(s.hands_visible, 4)},
+        {"left / right hand visible", cell(s.left_hand_visible, 4) + " / " + cell(s.right_hand_visible, 4)},
+        {"hand keypoint confidence (all expected points)", cell(s.hand_confidence, 4)},
+        {"hand keypoints detected (c > threshold)", cell(s.hand_points_detected, 4)},
+        {"confidence of visible hands / weakest finger",
+         cell(s.confidence_mean, 4) + " / " + cell(s.finger_confidence, 4)},
+        {"hand jitter / acceleration (per hand size)", cell(s.jitter, 4) + " / " + cell(s.accel, 4)},
+        {"hand / body sharpness, curation score (with videos)", cell(s.sharpness_ratio, 3) + ", " + cell(s.score, 3)}};
+    // Per-video table, fewest visible hands first.
+    auto order = hands;
+    std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+        const double x = a.hands_visible, y = b.hands_visible;
+        return x < y || (std::isfinite(x) && !std::isfinite(y));
+    });
+    std::string h =
+        "<h2>Hands of the generated videos (no ground truth), fewest visible first</h2>\n<table><tr><th>id</th>"
+        "<th>frames</th><th>hands visible</th><th>left</th><th>right</th><th>keypoint confidence</th>"
+        "<th>points detected</th><th>weakest finger</th><th>jitter</th><th>accel</th><th>score</th></tr>\n";
+    for (const auto& v : order)
+        h += fmt::format(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+            "<td>{}</td><td>{}</td></tr>\n",
+            html_escape(v.id), v.frames, cell(v.hands_visible, 4), cell(v.left_hand_visible, 4),
+            cell(v.right_hand_visible, 4), cell(v.hand_confidence, 4), cell(v.hand_points_detected, 4),
+            cell(v.finger_confidence, 4), cell(v.jitter, 4), cell(v.accel, 4), cell(v.score, 3));
+    return h + "</table>\n" + write_hand_charts(out_dir, order);
 }
 
 /// LPIPS summary and setting keys of metrics.json.
@@ -166,11 +275,25 @@ void write_report(const fs::path& out_dir, const Report& rep) {
                      "StyleGAN-V fvd2048_16f: first 16 frames of each video, i3d_torchscript.pt(rescale=True, "
                      "resize=True, return_features=True), FeatureStats covariance divided by n"}};
     }
+    if (rep.fvd_disco) {
+        j["summary"]["fvd_disco"] = num(rep.fvd_disco->fvd);
+        j["fvd_disco"] = {{"fvd_disco", num(rep.fvd_disco->fvd)},
+                          {"eps_offset_used", rep.fvd_disco->eps_offset_used},
+                          {"generated_videos", rep.fvd_disco->generated_videos},
+                          {"ground_truth_videos", rep.fvd_disco->ground_truth_videos},
+                          {"generated_frames", rep.fvd_disco->generated_frames},
+                          {"ground_truth_frames", rep.fvd_disco->ground_truth_frames},
+                          {"reference",
+                           "DisCo fvd (FVD-3DInception): InceptionI3d(400) (i3d_pretrained_400.pt) on each whole "
+                           "video, 224x224 PIL bicubic, x/127.5-1, 400 logits averaged over time, np.cov FID"}};
+    }
     j["settings"] = {{"ssim", rep.ssim_setting},
                      {"psnr", "DisCo: float64 MSE over H, W, C of uint8 frames; 100 when equal"},
                      {"hand_crops", "square around pose::hand_box of the ground truth's hand keypoints"}};
     const bool has_lpips = !rep.lpips_net.empty();
     if (has_lpips) add_lpips_json(j, s, rep.lpips_net);
+    std::vector<std::pair<std::string, std::string>> hand_rows;
+    const std::string hands_html = rep.hands.empty() ? "" : write_hands(out_dir, j, rep.hands, hand_rows);
     std::string per_video =
         std::string("id,frames,psnr,ssim,hand_crops,hand_psnr,hand_ssim") + (has_lpips ? ",lpips,hand_lpips\n" : "\n");
     std::string per_frame = std::string("id,frame,psnr,ssim") + (has_lpips ? ",lpips\n" : "\n");
@@ -235,6 +358,11 @@ void write_report(const fs::path& out_dir, const Report& rep) {
         row(fmt::format("FVD ({}-frame clips, StyleGAN-V I3D; {} / {} clips)", rep.fvd->num_frames,
                         rep.fvd->generated_clips, rep.fvd->ground_truth_clips),
             cell(rep.fvd->fvd, 3));
+    if (rep.fvd_disco)
+        row(fmt::format("FVD-DisCo (DisCo's I3D on whole videos; {} / {} videos)", rep.fvd_disco->generated_videos,
+                        rep.fvd_disco->ground_truth_videos),
+            cell(rep.fvd_disco->fvd, 3));
+    for (const auto& [k, v] : hand_rows) row(k, v);
     h += "</table>\n<h2>Videos, worst SSIM first</h2>\n<table><tr><th>id</th><th>frames</th><th>PSNR</th><th>SSIM</th>"
          "<th>hand crops</th><th>PSNR-Hand</th><th>SSIM-Hand</th>" +
          std::string(has_lpips ? "<th>LPIPS</th><th>LPIPS-Hand</th>" : "") + "</tr>\n";
@@ -242,7 +370,7 @@ void write_report(const fs::path& out_dir, const Report& rep) {
         h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{}</tr>\n",
                          html_escape(v.id), v.frames, cell(v.mean_psnr(), 3), cell(v.mean_ssim(), 4), v.hand_crops,
                          cell(v.mean_hand_psnr(), 3), cell(v.mean_hand_ssim(), 4), lpips_cells(v, has_lpips));
-    h += "</table>\n" + write_metric_charts(out_dir, order) + "</body></html>\n";
+    h += "</table>\n" + hands_html + write_metric_charts(out_dir, order) + "</body></html>\n";
     write_file_atomic(out_dir / "index.html", h);
 }
 
@@ -263,14 +391,17 @@ std::string report_label(const fs::path& p) {  // the report folder's name for .
     return dir.empty() ? p.filename().string() : dir;
 }
 
-/// id -> per-video metric of a metrics.json's `videos` (null: NaN).
-std::map<std::string, double> per_video(const nlohmann::json& j, const fs::path& file, const std::string& key) {
-    if (!j.contains("videos") || !j["videos"].is_array())
-        throw DataError(file.string() + ": no `videos` array (a report of `ipa-eval frames`?)");
+/// id -> per-video metric of a metrics.json's `videos` (or `hands`) array (null: NaN). A report
+/// without a `hands` array has no hand values.
+std::map<std::string, double> per_video(const nlohmann::json& j, const fs::path& file, const std::string& key,
+                                        const std::string& array = "videos") {
     std::map<std::string, double> out;
-    for (const auto& v : j["videos"]) {
+    if (array != "videos" && !j.contains(array)) return out;
+    if (!j.contains(array) || !j[array].is_array())
+        throw DataError(file.string() + ": no `" + array + "` array (a report of `ipa-eval frames`?)");
+    for (const auto& v : j[array]) {
         if (!v.is_object() || !v.contains("id") || !v["id"].is_string())
-            throw DataError(file.string() + ": a `videos` entry without a string `id`");
+            throw DataError(file.string() + ": a `" + array + "` entry without a string `id`");
         const auto it = v.find(key);
         out[v["id"].get<std::string>()] = it != v.end() && it->is_number() ? it->get<double>() : std::nan("");
     }
@@ -285,8 +416,11 @@ std::vector<fs::path> write_compare_charts(const fs::path& a_json, const fs::pat
     fs::create_directories(out_dir, ec);
     if (ec) throw DataError("compare: cannot create " + out_dir.string() + ": " + ec.message());
     std::vector<fs::path> written;
-    for (const auto& m : kChartMetrics) {
-        const auto va = per_video(a, a_json, m.key), vb = per_video(b, b_json, m.key);
+    std::vector<std::pair<MetricDef, std::string>> metrics;
+    for (const auto& m : kChartMetrics) metrics.emplace_back(m, "videos");
+    for (const auto& m : kHandChartMetrics) metrics.emplace_back(m, "hands");
+    for (const auto& [m, array] : metrics) {
+        const auto va = per_video(a, a_json, m.key, array), vb = per_video(b, b_json, m.key, array);
         std::vector<std::string> ids;
         plot::BarSeries sa{"A: " + report_label(a_json), {}}, sb{"B: " + report_label(b_json), {}};
         for (const auto* side : {&va, &vb})
@@ -326,13 +460,15 @@ std::string compare_reports(const fs::path& a_json, const fs::path& b_json) {
         const auto it = m.find(k);
         return it == m.end() || !std::isfinite(it->second) ? std::string("-") : fmt::format("{:.6g}", it->second);
     };
-    std::string out = fmt::format("{:<18} {:>14} {:>14} {:>14}\n", "metric", "A", "B", "B - A");
-    out += fmt::format("{:<18} {:>14} {:>14} {:>14}\n", "", report_label(a_json), report_label(b_json), "");
+    std::size_t w = 18;  // the metric column fits the longest name
+    for (const auto& k : names) w = std::max(w, k.size());
+    std::string out = fmt::format("{:<{}} {:>14} {:>14} {:>14}\n", "metric", w, "A", "B", "B - A");
+    out += fmt::format("{:<{}} {:>14} {:>14} {:>14}\n", "", w, report_label(a_json), report_label(b_json), "");
     for (const auto& k : names) {
         std::string d = "-";
         if (am.count(k) && bm.count(k) && std::isfinite(am[k]) && std::isfinite(bm[k]))
             d = fmt::format("{:+.6g}", bm[k] - am[k]);
-        out += fmt::format("{:<18} {:>14} {:>14} {:>14}\n", k, fmtv(am, k), fmtv(bm, k), d);
+        out += fmt::format("{:<{}} {:>14} {:>14} {:>14}\n", k, w, fmtv(am, k), fmtv(bm, k), d);
     }
     return out;
 }

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +24,14 @@ struct VideoPair {
     std::string id;
     std::filesystem::path generated, ground_truth, keypoints;  ///< keypoints empty: no hand metrics
 };
+
+/// name → path of the videos in `dir` (video files by stem, frame directories by name). Throws
+/// ipa::DataError naming the folder (`what`: "generated", ...) when it is missing or holds none.
+std::map<std::string, std::filesystem::path> videos_in_dir(const std::filesystem::path& dir, const char* what);
+
+/// The keypoints of video `id` in `kp_dir`: the folder `<id>` or the file `<id>.jsonl`.
+/// Throws ipa::DataError naming the id and the folder when there are none.
+std::filesystem::path keypoints_in_dir(const std::filesystem::path& kp_dir, const std::string& id);
 
 /// Pairs from two folders matched by name (video files by stem, frame directories by
 /// name); keypoints (optional) are `<kp_dir>/<id>` (a JSON directory) or `<kp_dir>/<id>.jsonl`.
