@@ -1,0 +1,125 @@
+// `ipa-curate pose` over a video and over a manifest (dwpose_video.h).
+
+#include "ipa/pose/dwpose_video.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <opencv2/imgproc.hpp>
+
+#include "ipa/core/error.h"
+#include "ipa/media/frames.h"
+
+namespace ipa::pose::dwpose {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+VideoPoseReport pose_video(const Estimator& est, const fs::path& video, const fs::path& out_dir,
+                           const ProgressOptions& progress) {
+    std::error_code ec;
+    if (!fs::exists(video, ec))
+        throw DataError(fmt::format("'{}': no such video file or frame directory", video.string()));
+    const std::vector<cv::Mat> frames = media::read_frames_bgr(video);
+    if (frames.empty()) throw DataError(fmt::format("'{}': the video has no frames", video.string()));
+    VideoPoseReport r;
+    r.frames = static_cast<int64_t>(frames.size());
+    r.width = frames[0].cols, r.height = frames[0].rows;
+    PoseSequence seq;
+    ProgressOptions popts = progress;
+    if (popts.unit == "it") popts.unit = "frames";
+    Progress bar(video.filename().string(), r.frames, popts);
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+        cv::Mat rgb;
+        if (frames[i].channels() == 3)
+            cv::cvtColor(frames[i], rgb, cv::COLOR_BGR2RGB);
+        else if (frames[i].channels() == 1)
+            cv::cvtColor(frames[i], rgb, cv::COLOR_GRAY2RGB);
+        else
+            cv::cvtColor(frames[i], rgb, cv::COLOR_BGRA2RGB);
+        if (rgb.depth() != CV_8U) throw DataError(fmt::format("'{}': frame {} is not 8-bit", video.string(), i));
+        const auto t0 = std::chrono::steady_clock::now();
+        FrameResult fr;
+        try {
+            fr = est.run(rgb);
+        } catch (const std::exception& e) {
+            throw DataError(fmt::format("'{}': frame {}: {}", video.string(), i, e.what()));
+        }
+        r.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        r.people += static_cast<int64_t>(fr.frame.people.size());
+        r.frames_with_people += fr.frame.people.empty() ? 0 : 1;
+        seq.frames.push_back(std::move(fr.frame));
+        bar.advance(1, fmt::format("people={}", r.people));
+    }
+    bar.finish();
+    // Write beside the target, then swap it in: a killed run never leaves a partial directory
+    // that reads as complete.
+    const fs::path tmp = out_dir.parent_path() / (out_dir.filename().string() + ".partial");
+    fs::remove_all(tmp);
+    write_keypoints_dir(tmp, seq);
+    fs::remove_all(out_dir);
+    fs::rename(tmp, out_dir);
+    return r;
+}
+
+ManifestPoseReport pose_manifest(const curate::Manifest& m, const Estimator& est, const fs::path& out_dir,
+                                 const fs::path& manifest_out, const std::string& models_fingerprint,
+                                 curate::BatchOptions opts) {
+    ManifestPoseReport out;
+    opts.verb = "pose";
+    if (opts.progress_file.empty()) opts.progress_file = out_dir / "pose.progress.jsonl";
+    curate::Manifest todo = m;
+    todo.rows.clear();
+    for (const auto& row : m.rows) {
+        if (row.keypoints.empty())
+            todo.rows.push_back(row);
+        else
+            ++out.already;
+    }
+    fs::create_directories(out_dir);
+    std::mutex mu;
+    curate::BatchTask task;
+    task.fingerprint = [&](const curate::ManifestRow& row) {
+        return curate::hash_hex(fmt::format("pose/1|id={}|video={}|{}|models={}|out={}", row.id, row.video.string(),
+                                            curate::file_fingerprint(row.video), models_fingerprint,
+                                            (out_dir / row.id).string()));
+    };
+    task.run = [&](const curate::ManifestRow& row) {
+        if (row.video.empty()) throw DataError(fmt::format("row '{}': no video to estimate poses on", row.id));
+        ProgressOptions silent;
+        silent.mode = ProgressOptions::Mode::silent;
+        const fs::path dir = out_dir / row.id;
+        const auto r = pose_video(est, row.video, dir, silent);
+        {
+            std::lock_guard<std::mutex> lock(mu);
+            out.frames += r.frames;
+            out.seconds += r.seconds;
+        }
+        return json{{"keypoints", dir.string()}, {"frames", r.frames}, {"frames_with_people", r.frames_with_people},
+                    {"people", r.people},        {"width", r.width},   {"height", r.height},
+                    {"seconds", r.seconds}};
+    };
+    task.reusable = [](const curate::ManifestRow&, const json& result) {
+        std::error_code ec;
+        return result.contains("keypoints") && fs::is_directory(result["keypoints"].get<std::string>(), ec);
+    };
+    out.batch = curate::run_batch(todo, task, opts);
+    curate::write_failures_csv(out_dir / "failures.csv", out.batch.failures());
+    if (out.batch.interrupted) return out;
+    curate::Manifest filled = m;
+    std::size_t k = 0;
+    for (auto& row : filled.rows) {
+        if (!row.keypoints.empty()) continue;
+        const auto& o = out.batch.rows.at(k++);
+        if (o.status == curate::RowStatus::ok) row.keypoints = o.result["keypoints"].get<std::string>();
+    }
+    if (std::find(filled.columns.begin(), filled.columns.end(), "keypoints") == filled.columns.end())
+        filled.columns.push_back("keypoints");
+    curate::write_manifest(manifest_out, filled);
+    out.manifest = manifest_out;
+    return out;
+}
+
+}  // namespace ipa::pose::dwpose
