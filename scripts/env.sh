@@ -6,6 +6,7 @@ IPA_APT_PACKAGES=(
     libtorch-dev libopenblas0-pthread libtcmalloc-minimal4
     libopencv-dev libsentencepiece-dev libgloo-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
     libgtest-dev
+    libcpp-httplib-dev chromium chromium-driver
 )
 
 ipa_install_deps() {

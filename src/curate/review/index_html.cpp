@@ -57,6 +57,7 @@ constexpr const char* kScript = R"JS(
     });
     shown.textContent = n + ' of ' + rows.length + ' shown';
   }
+  window.ipaIndexApply = apply;  // re-filter after a decision changes (ipa-curate serve)
   filter.addEventListener('change', apply);
   sort.addEventListener('change', apply);
   document.getElementById('controls').hidden = false;
@@ -90,14 +91,20 @@ fs::path relative_to(const fs::path& target, const fs::path& page_dir) {
     return rel.empty() ? t : rel;
 }
 
-std::string file_link(const fs::path& target, const fs::path& page_dir, const std::string& label) {
+/// The URL of `target` on the page: opts.href, else relative to the page's directory.
+std::string link_url(const fs::path& target, const fs::path& page_dir, const IndexOptions& opts) {
+    return opts.href ? opts.href(target) : url_encode_path(relative_to(target, page_dir));
+}
+
+std::string file_link(const fs::path& target, const fs::path& page_dir, const std::string& label,
+                      const IndexOptions& opts) {
     if (target.empty()) return {};
-    if (!fs::exists(target)) {
+    const std::string url = fs::exists(target) ? link_url(target, page_dir, opts) : std::string();
+    if (url.empty()) {
         return fmt::format("<div class=\"missing\">{} missing: {}</div>", html_escape(label),
                            html_escape(target.filename().string()));
     }
-    return fmt::format("<div><a href=\"{}\">{}</a></div>", html_escape(url_encode_path(relative_to(target, page_dir))),
-                       html_escape(label));
+    return fmt::format("<div><a href=\"{}\">{}</a></div>", html_escape(url), html_escape(label));
 }
 
 }  // namespace
@@ -127,17 +134,19 @@ std::string render_index_html(const fs::path& page_dir, const Manifest& m, const
     std::string h;
     h += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\" />\n";
     h += fmt::format("<title>{}</title>\n", html_escape(opts.title));
-    h += fmt::format("<style>:root {{ --thumb: {}px; }}{}</style>\n</head>\n<body>\n", opts.thumb_width, kStyle);
+    h += fmt::format("<style>:root {{ --thumb: {}px; }}{}</style>\n{}</head>\n<body>\n", opts.thumb_width, kStyle,
+                     opts.head_extra);
     h += fmt::format("<h1>{}</h1>\n", html_escape(opts.title));
     h += fmt::format(
-        "<p class=\"summary\">{} candidates from <code>{}</code>: {} pass, {} fail{}{}. Decisions: {} good, {} bad, "
-        "{} skip, {} undecided{}.</p>\n",
+        "<p class=\"summary\">{} candidates from <code>{}</code>: {} pass, {} fail{}{}. Decisions: <span "
+        "id=\"dcounts\">{} good, {} bad, {} skip, {} undecided</span>{}.</p>\n",
         ranked.size(), html_escape(m.path.string()), pass, fail,
         scoring_failed ? fmt::format(", <span class=\"fail\">{} failed scoring</span>", scoring_failed) : std::string(),
         unscored ? fmt::format(", {} without a score", unscored) : std::string(), dcount["good"], dcount["bad"],
         dcount["skip"], dcount["undecided"],
         opts.decisions ? fmt::format(" (<code>{}</code>)", html_escape(opts.decisions->path().string()))
                        : std::string(" (no decisions log given)"));
+    h += opts.body_top;
     h += "<div id=\"controls\" hidden=\"hidden\">Show <select id=\"filter\">"
          "<option value=\"all\">all</option><option value=\"undecided\">undecided</option>"
          "<option value=\"good\">good</option><option value=\"bad\">bad</option><option value=\"skip\">skip</option>"
@@ -163,8 +172,9 @@ std::string render_index_html(const fs::path& page_dir, const Manifest& m, const
         h += fmt::format("<td>{}</td>\n<td>", rank);
         if (opts.sheets_dir) {
             const fs::path sheet = *opts.sheets_dir / sheet_filename(row.id);
-            if (fs::exists(sheet)) {
-                const std::string href = html_escape(url_encode_path(relative_to(sheet, page_dir)));
+            const std::string url = fs::exists(sheet) ? link_url(sheet, page_dir, opts) : std::string();
+            if (!url.empty()) {
+                const std::string href = html_escape(url);
                 h += fmt::format(
                     "<a href=\"{}\"><img class=\"sheet\" src=\"{}\" alt=\"contact sheet of {}\" "
                     "loading=\"lazy\" /></a>",
@@ -177,9 +187,9 @@ std::string render_index_html(const fs::path& page_dir, const Manifest& m, const
         h += "</td>\n<td>";
         h += fmt::format("<div class=\"id\">{}</div>", html_escape(row.id));
         if (c.score && !c.score->group.empty()) h += fmt::format("<div>group {}</div>", html_escape(c.score->group));
-        h += file_link(row.video, page_dir, "video");
-        h += file_link(row.vace_video, page_dir, "pose video");
-        h += file_link(row.vace_reference_image, page_dir, "reference image");
+        h += file_link(row.video, page_dir, "video", opts);
+        h += file_link(row.vace_video, page_dir, "pose video", opts);
+        h += file_link(row.vace_reference_image, page_dir, "reference image", opts);
         for (const auto& [k, v] : row.extra) {
             if (k == "group" && c.score && c.score->group == v) continue;
             h += fmt::format("<div>{}: {}</div>", html_escape(k), html_escape(v));
@@ -209,7 +219,7 @@ std::string render_index_html(const fs::path& page_dir, const Manifest& m, const
         } else {
             h += "<td>n/a</td>\n<td></td>\n";
         }
-        h += fmt::format("<td><div>{}</div>", dword);
+        h += fmt::format("<td class=\"decision\"><div>{}</div>", dword);
         if (d) {
             if (!d->note.empty()) h += fmt::format("<div class=\"note\">{}</div>", html_escape(d->note));
             h += fmt::format("<div class=\"meta\">{} {}</div>", html_escape(d->reviewer), html_escape(d->time));
@@ -217,7 +227,7 @@ std::string render_index_html(const fs::path& page_dir, const Manifest& m, const
         h += "</td>\n</tr>\n";
     }
     h += "</tbody>\n</table>\n";
-    h += fmt::format("<script>{}</script>\n</body>\n</html>\n", kScript);
+    h += fmt::format("<script>{}</script>\n{}</body>\n</html>\n", kScript, opts.body_end);
     return h;
 }
 

@@ -6,6 +6,7 @@
 // JavaScript the page is the full table sorted by score.
 
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,6 +28,12 @@ struct IndexOptions {
     std::vector<RowFailure> failures;
     std::string title = "ipa-curate review";
     int thumb_width = 480;  ///< CSS max width of the sheet thumbnails (px)
+    /// URL of a linked file (video, pose video, reference image, contact sheet); default:
+    /// its path relative to the page's directory. An empty URL leaves the link out.
+    std::function<std::string(const std::filesystem::path&)> href;
+    /// Trusted markup of a page that embeds the index (`ipa-curate serve`): added at the end
+    /// of <head>, after the summary line and before </body>.
+    std::string head_extra, body_top, body_end;
 };
 
 /// Escapes & < > " ' for HTML text and attribute values (ipa/core/html.h).
