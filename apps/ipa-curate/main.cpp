@@ -5,12 +5,14 @@
 //   ipa-curate render-pose --keypoints K --out pose.mp4 [--size HxW --no-hands --no-face]
 //   ipa-curate masks --keypoints K --out DIR [--shape box|hull --padding P --size HxW]
 //   ipa-curate sheets --manifest M --scores S --out DIR [--frames N --tile-height H --jobs N --fail-fast --restart]
+//   ipa-curate pose --video V | --manifest M --out DIR --det yolox_l.onnx --pose dw-ll_ucoco_384.onnx
 // score and sheets go past bad rows (recorded in the outputs), resume from their progress file
 // and exit 7 when a row failed, 130 when interrupted (ipa/curate/batch.h).
 //   ipa-curate index --manifest M --scores S [--sheets DIR] [--decisions D] --out index.html
 //   ipa-curate mark ID good|bad|skip|undo --manifest M --decisions D [--note TEXT]
 //   ipa-curate review --manifest M --scores S --decisions D [--sheets DIR]
 //   ipa-curate select --manifest M --decisions D [--scores S --min-score X] --out train.csv
+//   ipa-curate serve --manifest M --scores S --decisions D [--sheets DIR --host H --port P --allow-remote]
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -34,8 +36,10 @@
 #include "ipa/curate/review/pose_files.h"
 #include "ipa/curate/review/review_loop.h"
 #include "ipa/curate/review/select.h"
+#include "ipa/curate/review/serve.h"
 #include "ipa/curate/score.h"
 #include "ipa/curate/synth.h"
+#include "pose_cmd.h"
 
 namespace review = ipa::curate::review;
 
@@ -199,6 +203,20 @@ int main(int argc, char** argv) {
     sel->add_option("--min-score", min_score, "keep good candidates with score >= this");
     sel->add_option("--out", out, "training manifest (CSV)")->required();
 
+    review::ServeOptions serve_opts;
+    auto* serve =
+        app.add_subcommand("serve", "Review in the browser: a local web page, keys g/b/s/u/n mark candidates");
+    serve->add_option("--manifest", manifest, "candidate manifest")->required();
+    serve->add_option("--scores", scores, "scores.json")->required();
+    serve->add_option("--decisions", decisions, "decisions log (created when missing)")->required();
+    serve->add_option("--sheets", sheets_dir, "contact sheet directory");
+    serve->add_option("--host", serve_opts.host, "address to listen on (default 127.0.0.1)");
+    serve->add_option("--port", serve_opts.port, "port (default 0: any free port)")->check(CLI::Range(0, 65535));
+    serve->add_flag("--allow-remote", serve_opts.allow_remote, "allow a --host other machines can reach");
+    serve->add_option("--reviewer", reviewer, "who decides (default: $USER)");
+
+    auto& pose_cmd = ipa_curate_app::add_pose_command(app);
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -206,6 +224,7 @@ int main(int argc, char** argv) {
     }
     try {
         ipa::log::init(0, log_level);
+        if (*pose_cmd.cmd) return ipa_curate_app::run_pose_command(pose_cmd, install_stop_handler, batch_exit);
         if (*synth) {
             if (!size.empty()) std::tie(synth_opts.height, synth_opts.width) = review::parse_size(size, "--size");
             const auto r = ipa::curate::synth_dataset(out, synth_opts);
@@ -292,6 +311,12 @@ int main(int argc, char** argv) {
                 manifest, decisions, scores.empty() ? std::nullopt : std::optional<std::filesystem::path>(scores),
                 sopts, out);
             std::cout << review::format_select_report(r);
+        } else if (*serve) {
+            review::check_bind_host(serve_opts.host, serve_opts.allow_remote);  // before reading anything
+            note_failed_rows(scores);
+            if (!sheets_dir.empty()) serve_opts.sheets_dir = sheets_dir;
+            serve_opts.reviewer = reviewer;
+            review::run_serve(manifest, scores, decisions, serve_opts, std::cout);
         }
         return 0;
     } catch (const std::exception& e) {
