@@ -12,6 +12,7 @@
 #include "ipa/io/checkpoint.h"
 #include "ipa/io/state_dict.h"
 #include "ipa/media/frames.h"
+#include "load_options.h"
 
 namespace fs = std::filesystem;
 namespace F = torch::nn::functional;
@@ -176,12 +177,7 @@ void load_resnet3d50(ResNet3d50& net, const io::Checkpoint& ckpt) {
         t.emplace_back(k, ckpt.get(name));
     }
     const auto renamed = io::Checkpoint::from_tensors(std::move(t), ckpt.description());
-    io::LoadOptions o;
-    o.strict = true;
-    o.allow_missing = [](const std::string& k) {
-        static const std::string tail = "num_batches_tracked";
-        return k.size() >= tail.size() && k.compare(k.size() - tail.size(), tail.size(), tail) == 0;
-    };
+    const auto o = detail::strict_allowing_bn_counters();
     const auto report = io::load_state_dict(*net, renamed, o);
     if (!report.ok())
         throw CheckpointError("FID-VID weights " + ckpt.description() +

@@ -13,6 +13,7 @@
 #include "ipa/io/checkpoint.h"
 #include "ipa/io/state_dict.h"
 #include "ipa/media/frames.h"
+#include "load_options.h"
 
 namespace fs = std::filesystem;
 namespace F = torch::nn::functional;
@@ -117,12 +118,7 @@ torch::Tensor InceptionI3dImpl::forward(const torch::Tensor& input) {
 }
 
 void load_inception_i3d(InceptionI3d& net, const io::Checkpoint& ckpt) {
-    io::LoadOptions o;
-    o.strict = true;
-    o.allow_missing = [](const std::string& k) {
-        static const std::string tail = "num_batches_tracked";
-        return k.size() >= tail.size() && k.compare(k.size() - tail.size(), tail.size(), tail) == 0;
-    };
+    const auto o = detail::strict_allowing_bn_counters();
     const auto report = io::load_state_dict(*net, ckpt, o);
     if (!report.ok())
         throw CheckpointError("DisCo FVD weights " + ckpt.description() +

@@ -7,6 +7,7 @@
 #include "ipa/core/error.h"
 #include "ipa/io/checkpoint.h"
 #include "ipa/io/state_dict.h"
+#include "load_options.h"
 
 namespace ipa::eval {
 namespace F = torch::nn::functional;
@@ -157,12 +158,7 @@ torch::Tensor FidInceptionV3Impl::forward(const torch::Tensor& input) {
 }
 
 void load_inception(FidInceptionV3& net, const io::Checkpoint& ckpt) {
-    io::LoadOptions o;
-    o.strict = true;
-    o.allow_missing = [](const std::string& k) {
-        static const std::string tail = "num_batches_tracked";
-        return k.size() >= tail.size() && k.compare(k.size() - tail.size(), tail.size(), tail) == 0;
-    };
+    const auto o = detail::strict_allowing_bn_counters();
     const auto report = io::load_state_dict(*net, ckpt, o);
     if (!report.ok())
         throw CheckpointError("FID Inception weights " + ckpt.description() +
