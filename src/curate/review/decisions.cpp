@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -141,7 +142,10 @@ int64_t repair_torn(std::string& data, int fd, const fs::path& path) {
 void create_with_header(const fs::path& path) {
     if (path.has_parent_path()) fs::create_directories(path.parent_path());
     fs::path temp = path;
-    temp += fmt::format(".new.{}", ::getpid());
+    // Unique per process and per call: two threads of one process (serve's request threads,
+    // or the tests' writers) must not share the temporary file.
+    static std::atomic<unsigned> calls{0};
+    temp += fmt::format(".new.{}.{}", ::getpid(), calls.fetch_add(1));
     {
         const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0) throw DataError(fmt::format("cannot create decisions log '{}': {}", path.string(), errno_text()));
