@@ -70,11 +70,11 @@ ManifestPoseReport pose_manifest(const curate::Manifest& m, const Estimator& est
     ManifestPoseReport out;
     opts.verb = "pose";
     if (opts.progress_file.empty()) opts.progress_file = out_dir / "pose.progress.jsonl";
-    curate::Manifest todo = m;
-    todo.rows.clear();
+    curate::Manifest lacking = m;  // the rows without keypoints: the ones this run computes
+    lacking.rows.clear();
     for (const auto& row : m.rows) {
         if (row.keypoints.empty())
-            todo.rows.push_back(row);
+            lacking.rows.push_back(row);
         else
             ++out.already;
     }
@@ -105,7 +105,7 @@ ManifestPoseReport pose_manifest(const curate::Manifest& m, const Estimator& est
         std::error_code ec;
         return result.contains("keypoints") && fs::is_directory(result["keypoints"].get<std::string>(), ec);
     };
-    out.batch = curate::run_batch(todo, task, opts);
+    out.batch = curate::run_batch(lacking, task, opts);
     curate::write_failures_csv(out_dir / "failures.csv", out.batch.failures());
     if (out.batch.interrupted) return out;
     curate::Manifest filled = m;

@@ -122,8 +122,8 @@ TEST(DwposeVideo, ManifestFillsKeypointsGoesPastBadRowsResumesAndFeedsTheScorer)
     gone.id = "gone", gone.video = d.path / "set" / "gone.mp4";
     m.rows.insert(m.rows.begin() + 1, bad);
     m.rows.push_back(gone);
-    curate::write_manifest(d.path / "set" / "todo.csv", m);
-    m = curate::read_manifest(d.path / "set" / "todo.csv");
+    curate::write_manifest(d.path / "set" / "lacking_keypoints.csv", m);
+    m = curate::read_manifest(d.path / "set" / "lacking_keypoints.csv");
 
     const dw::Estimator est(kDir / "det.onnx", kDir / "pose.onnx");
     const fs::path out = d.path / "poses", filled = d.path / "set" / "filled.csv";
