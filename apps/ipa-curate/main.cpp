@@ -27,6 +27,7 @@
 
 #include "ipa/core/error.h"
 #include "ipa/core/logging.h"
+#include "ipa/core/run_context.h"
 #include "ipa/curate/batch.h"
 #include "ipa/curate/manifest.h"
 #include "ipa/curate/pairs.h"
@@ -224,6 +225,7 @@ int main(int argc, char** argv) {
     }
     try {
         ipa::log::init(0, log_level);
+        ipa::init_torch_threads();  // one per core (OMP_NUM_THREADS when set), as every ipa tool
         if (*pose_cmd.cmd) return ipa_curate_app::run_pose_command(pose_cmd, install_stop_handler, batch_exit);
         if (*synth) {
             if (!size.empty()) std::tie(synth_opts.height, synth_opts.width) = review::parse_size(size, "--size");

@@ -14,6 +14,7 @@
 
 #include "ipa/core/error.h"
 #include "ipa/core/logging.h"
+#include "ipa/core/run_context.h"
 #include "ipa/eval/evaluate.h"
 #include "ipa/eval/fid_vid.h"
 #include "ipa/eval/fvd.h"
@@ -125,6 +126,7 @@ int main(int argc, char** argv) {
     }
     try {
         ipa::log::init(0, log_level);
+        ipa::init_torch_threads();  // one per core (OMP_NUM_THREADS when set), as every ipa tool
         if (*frames) {
             if (ssim_setting == "gaussian")
                 fopts.ssim = ipa::eval::SsimOptions::gaussian();
