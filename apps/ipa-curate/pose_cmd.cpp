@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "ipa/core/error.h"
+#include "ipa/core/run_context.h"
 #include "ipa/curate/manifest.h"
 #include "ipa/pose/dwpose_video.h"
 
@@ -27,6 +28,8 @@ PoseCommand& add_pose_command(CLI::App& app) {
     c.cmd->add_flag("--whole-image-fallback", c.whole_image_fallback,
                     "frames without a detected person: one pose over the whole image, as DWPose's Python code "
                     "(default: an empty frame)");
+    c.cmd->add_option("--device", c.device,
+                      "cpu | cuda[:N] | auto: where the two networks run (pre/post-processing on the CPU)");
     c.cmd->add_option("--jobs", c.batch.jobs, "rows in parallel (default: hardware threads)")
         ->check(CLI::NonNegativeNumber);
     c.cmd->add_flag("--fail-fast", c.batch.fail_fast, "stop at the first bad row (exit code of its error)");
@@ -41,12 +44,15 @@ int run_pose_command(PoseCommand& c, const std::function<void(ipa::curate::Batch
         throw ipa::ConfigError("ipa-curate pose: give exactly one of --video and --manifest");
     dw::EstimatorOptions eopts;
     eopts.whole_image_when_no_person = c.whole_image_fallback;
+    eopts.device = ipa::parse_device(c.device);
     const dw::Estimator est(c.det, c.pose, eopts);
     if (!c.video.empty()) {
         const auto r = dw::pose_video(est, c.video, c.out);
         std::cout << fmt::format(
-            "wrote {} ({} frames {}x{}, {} with people, {} person detections; {:.2f} frames/s on detection + pose)\n",
-            c.out, r.frames, r.width, r.height, r.frames_with_people, r.people, r.frames_per_second());
+            "wrote {} ({} frames {}x{}, {} with people, {} person detections; {:.2f} frames/s on detection + pose; "
+            "{})\n",
+            c.out, r.frames, r.width, r.height, r.frames_with_people, r.people, r.frames_per_second(),
+            r.stage_summary());
         return 0;
     }
     install_stop(c.batch);
@@ -56,8 +62,10 @@ int run_pose_command(PoseCommand& c, const std::function<void(ipa::curate::Batch
     const auto r =
         dw::pose_manifest(m, est, c.out, c.manifest_out.empty() ? c.manifest : c.manifest_out, models, c.batch);
     if (!r.batch.interrupted)
-        std::cout << fmt::format("wrote {} ({} rows had keypoints; {} frames estimated now, {:.2f} frames/s)\n",
-                                 r.manifest.string(), r.already, r.frames, r.seconds > 0 ? r.frames / r.seconds : 0.0);
+        std::cout << fmt::format(
+            "wrote {} ({} rows had keypoints; {} frames estimated now, {:.2f} frames/s; summed over rows: {})\n",
+            r.manifest.string(), r.already, r.frames, r.seconds > 0 ? r.frames / r.seconds : 0.0,
+            r.stages.stage_summary());
     return batch_exit(r.batch, c.out);
 }
 

@@ -3,6 +3,7 @@
 // `ipa-curate pose`: DWPose keypoints of a video or of every manifest row lacking them.
 //   ipa-curate pose --video V --out KEYPOINTS_DIR --det yolox_l.onnx --pose dw-ll_ucoco_384.onnx
 //   ipa-curate pose --manifest M --out DIR --det ... --pose ... [--manifest-out M2 --jobs N --fail-fast --restart]
+//   [--device cpu|cuda[:N]|auto]
 
 #include <CLI/CLI.hpp>
 #include <functional>
@@ -14,7 +15,7 @@ namespace ipa_curate_app {
 
 struct PoseCommand {
     CLI::App* cmd = nullptr;
-    std::string video, manifest, out, det, pose, manifest_out;
+    std::string video, manifest, out, det, pose, manifest_out, device = "cpu";
     bool whole_image_fallback = false;
     ipa::curate::BatchOptions batch;
 };

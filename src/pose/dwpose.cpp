@@ -9,11 +9,13 @@
 #include <torch/utils.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <numeric>
 #include <opencv2/imgproc.hpp>
 
 #include "ipa/core/error.h"
+#include "ipa/core/torch_compat.h"
 
 namespace ipa::pose::dwpose {
 namespace fs = std::filesystem;
@@ -224,9 +226,21 @@ std::vector<Keypoint> to_keypoints(const SimccDecoded& d) {
 Estimator::Estimator(const fs::path& detector, const fs::path& pose, EstimatorOptions opts)
     : Estimator(onnx::Model::load(detector), onnx::Model::load(pose), opts) {}
 
+namespace {
+onnx::Model on_device(onnx::Model m, c10::Device device) {
+    if (device.is_cpu()) return m;
+    if (!device.is_cuda() || !compat::cuda_available())
+        throw ConfigError(fmt::format(
+            "device '{}': this build of ipa sees no usable CUDA device (`ipa-inspect version` lists what it sees); "
+            "use --device cpu",
+            device.str()));
+    return m.to(device);
+}
+}  // namespace
+
 Estimator::Estimator(onnx::Model detector, onnx::Model pose, EstimatorOptions opts)
-    : det_(std::make_shared<const onnx::Model>(std::move(detector))),
-      pose_(std::make_shared<const onnx::Model>(std::move(pose))),
+    : det_(std::make_shared<const onnx::Model>(on_device(std::move(detector), opts.device))),
+      pose_(std::make_shared<const onnx::Model>(on_device(std::move(pose), opts.device))),
       opts_(opts) {
     check();
 }
@@ -253,14 +267,14 @@ void Estimator::check() {
 std::vector<Box> Estimator::detect(const cv::Mat& image) const {
     const auto in = detector_preprocess(image);
     const auto out = det_->run({in.image});
-    return detector_postprocess(out.at(0), in.ratio, opts_.detector);
+    return detector_postprocess(out.at(0).to(at::kCPU), in.ratio, opts_.detector);
 }
 
 std::vector<Keypoint> Estimator::estimate(const cv::Mat& image, const std::array<double, 4>& box) const {
     const auto in = pose_preprocess(image, box, pose_w_, pose_h_);
     const auto out = pose_->run({in.image});
-    const auto& x = out.at(0);
-    const auto& y = out.at(1);
+    const auto x = out.at(0).to(at::kCPU);
+    const auto y = out.at(1).to(at::kCPU);
     if (x.dim() != 3 || y.dim() != 3 || x.size(1) != 133 || y.size(1) != 133 || x.size(2) != 2 * pose_w_ ||
         y.size(2) != 2 * pose_h_)
         throw CheckpointError(fmt::format(
@@ -273,7 +287,11 @@ FrameResult Estimator::run(const cv::Mat& image) const {
     check_image(image, "dwpose");
     FrameResult r;
     r.frame.width = image.cols, r.frame.height = image.rows;
+    using clock = std::chrono::steady_clock;
+    const auto t0 = clock::now();
     r.boxes = detect(image);
+    const auto t1 = clock::now();
+    r.detect_seconds = std::chrono::duration<double>(t1 - t0).count();
     std::vector<std::array<double, 4>> boxes;
     for (const auto& b : r.boxes) boxes.push_back({b.x0, b.y0, b.x1, b.y1});
     if (boxes.empty() && opts_.whole_image_when_no_person)
@@ -282,6 +300,7 @@ FrameResult Estimator::run(const cv::Mat& image) const {
         r.wholebody.push_back(estimate(image, b));
         r.frame.people.push_back(from_coco_wholebody(r.wholebody.back()));
     }
+    r.pose_seconds = std::chrono::duration<double>(clock::now() - t1).count();
     return r;
 }
 

@@ -17,14 +17,27 @@ namespace ipa::pose::dwpose {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+namespace {
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+}  // namespace
+
+std::string VideoPoseReport::stage_summary() const {
+    return fmt::format("decode {:.2f} s, detector {:.2f} s, pose {:.2f} s, write {:.2f} s", decode_seconds,
+                       detect_seconds, pose_seconds, write_seconds);
+}
+
 VideoPoseReport pose_video(const Estimator& est, const fs::path& video, const fs::path& out_dir,
                            const ProgressOptions& progress) {
+    const auto t_decode = std::chrono::steady_clock::now();
     std::error_code ec;
     if (!fs::exists(video, ec))
         throw DataError(fmt::format("'{}': no such video file or frame directory", video.string()));
     const std::vector<cv::Mat> frames = media::read_frames_bgr(video);
     if (frames.empty()) throw DataError(fmt::format("'{}': the video has no frames", video.string()));
     VideoPoseReport r;
+    r.decode_seconds = seconds_since(t_decode);
     r.frames = static_cast<int64_t>(frames.size());
     r.width = frames[0].cols, r.height = frames[0].rows;
     PoseSequence seq;
@@ -47,7 +60,9 @@ VideoPoseReport pose_video(const Estimator& est, const fs::path& video, const fs
         } catch (const std::exception& e) {
             throw DataError(fmt::format("'{}': frame {}: {}", video.string(), i, e.what()));
         }
-        r.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        r.seconds += seconds_since(t0);
+        r.detect_seconds += fr.detect_seconds;
+        r.pose_seconds += fr.pose_seconds;
         r.people += static_cast<int64_t>(fr.frame.people.size());
         r.frames_with_people += fr.frame.people.empty() ? 0 : 1;
         seq.frames.push_back(std::move(fr.frame));
@@ -56,11 +71,13 @@ VideoPoseReport pose_video(const Estimator& est, const fs::path& video, const fs
     bar.finish();
     // Write beside the target, then swap it in: a killed run never leaves a partial directory
     // that reads as complete.
+    const auto t_write = std::chrono::steady_clock::now();
     const fs::path tmp = out_dir.parent_path() / (out_dir.filename().string() + ".partial");
     fs::remove_all(tmp);
     write_keypoints_dir(tmp, seq);
     fs::remove_all(out_dir);
     fs::rename(tmp, out_dir);
+    r.write_seconds = seconds_since(t_write);
     return r;
 }
 
@@ -96,10 +113,24 @@ ManifestPoseReport pose_manifest(const curate::Manifest& m, const Estimator& est
             std::lock_guard<std::mutex> lock(mu);
             out.frames += r.frames;
             out.seconds += r.seconds;
+            out.stages.frames += r.frames;
+            out.stages.seconds += r.seconds;
+            out.stages.decode_seconds += r.decode_seconds;
+            out.stages.detect_seconds += r.detect_seconds;
+            out.stages.pose_seconds += r.pose_seconds;
+            out.stages.write_seconds += r.write_seconds;
         }
-        return json{{"keypoints", dir.string()}, {"frames", r.frames}, {"frames_with_people", r.frames_with_people},
-                    {"people", r.people},        {"width", r.width},   {"height", r.height},
-                    {"seconds", r.seconds}};
+        return json{{"keypoints", dir.string()},
+                    {"frames", r.frames},
+                    {"frames_with_people", r.frames_with_people},
+                    {"people", r.people},
+                    {"width", r.width},
+                    {"height", r.height},
+                    {"seconds", r.seconds},
+                    {"decode_seconds", r.decode_seconds},
+                    {"detect_seconds", r.detect_seconds},
+                    {"pose_seconds", r.pose_seconds},
+                    {"write_seconds", r.write_seconds}};
     };
     task.reusable = [](const curate::ManifestRow&, const json& result) {
         std::error_code ec;

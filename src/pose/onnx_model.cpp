@@ -416,7 +416,7 @@ struct Ctx {
 };
 
 std::vector<int64_t> to_ints(const at::Tensor& t) {
-    auto c = t.to(at::kLong).contiguous();
+    auto c = t.to(at::kCPU).to(at::kLong).contiguous();
     return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
 }
 
@@ -622,7 +622,7 @@ at::Tensor op_resize(const Ctx& c) {
     std::vector<int64_t> sizes;
     const std::size_t si = c.opset >= 11 ? 2 : 1;
     if (c.has(si) && c.in[si].numel() > 0) {
-        auto t = c.in[si].to(at::kDouble).contiguous();
+        auto t = c.in[si].to(at::kCPU).to(at::kDouble).contiguous();
         scales.assign(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
     }
     if (c.opset >= 11 && c.has(3) && c.in[3].numel() > 0) sizes = to_ints(c.in[3]);
@@ -888,6 +888,17 @@ int64_t Model::parameter_count() const {
     return n;
 }
 
+Model Model::to(at::Device device) const {
+    Model m = *this;
+    m.device_ = device;
+    for (auto& [_, t] : m.initializers_)
+        if (t.is_floating_point()) t = t.to(device);
+    for (auto& node : m.nodes_)
+        for (auto& a : node.attributes)
+            if (a.t.defined() && a.t.is_floating_point()) a.t = a.t.to(device);
+    return m;
+}
+
 Model Model::to(at::ScalarType dtype) const {
     Model m = *this;
     for (auto& [_, t] : m.initializers_)
@@ -930,7 +941,7 @@ std::vector<at::Tensor> Model::run(const std::vector<at::Tensor>& inputs) const 
         if (!shape_ok)
             throw DataError(fmt::format("{}: input '{}' has shape {}, the graph wants {}", source_, info.name,
                                         fmt::join(t.sizes().vec(), "x"), fmt::join(info.shape, "x")));
-        vals[info.name] = t;
+        vals[info.name] = t.device() == device_ ? t : t.to(device_);
     }
     for (std::size_t k = 0; k < nodes_.size(); ++k) {
         const Node& node = nodes_[k];
@@ -947,6 +958,15 @@ std::vector<at::Tensor> Model::run(const std::vector<at::Tensor>& inputs) const 
             } else {
                 c.fail("input '" + name + "' is not produced by any earlier node");
             }
+        }
+        // On an accelerator: a node that mixes a device tensor with CPU ones (shape-derived
+        // integers, integer constants) works on the device (to_ints copies back what it reads).
+        if (!device_.is_cpu()) {
+            const bool on_device =
+                std::any_of(c.in.begin(), c.in.end(), [](const at::Tensor& t) { return t.defined() && !t.is_cpu(); });
+            if (on_device)
+                for (auto& t : c.in)
+                    if (t.defined() && t.is_cpu()) t = t.to(device_);
         }
         std::vector<at::Tensor> outs;
         try {

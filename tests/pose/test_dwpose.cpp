@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "ipa/core/error.h"
+#include "ipa/core/torch_compat.h"
 #include "ipa/io/safetensors.h"
 #include "ipa/pose/dwpose.h"
 #include "ipa/pose/onnx.h"
@@ -152,6 +153,19 @@ TEST(DwposeOnnx, SwappedOrWrongModelsAreRefused) {
         ADD_FAILURE() << "a detector as the pose model accepted";
     } catch (const CheckpointError& e) {
         EXPECT_NE(std::string(e.what()).find("two outputs"), std::string::npos) << e.what();
+    }
+}
+
+TEST(DwposeOnnx, CudaWithoutAGpuIsAConfigErrorNamingTheDevice) {
+    if (compat::cuda_available()) GTEST_SKIP() << "this machine has CUDA (tests/gpu/test_gpu_onnx.cpp runs it)";
+    dwpose::EstimatorOptions o;
+    o.device = c10::Device(c10::kCUDA, 0);
+    try {
+        dwpose::Estimator(kDir / "det.onnx", kDir / "pose.onnx", o);
+        ADD_FAILURE() << "a CUDA estimator without CUDA";
+    } catch (const ConfigError& e) {
+        EXPECT_NE(std::string(e.what()).find("device 'cuda:0'"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("--device cpu"), std::string::npos) << e.what();
     }
 }
 

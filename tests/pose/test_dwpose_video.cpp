@@ -52,6 +52,14 @@ TEST(DwposeVideo, OneJsonPerFrameThatTheReaderTakesBack) {
     std::cout << fmt::format(
         "[ pose ] {} frames {}x{}, {} with people, {} people, {:.2f} frames/s (synthetic models)\n", r.frames, r.width,
         r.height, r.frames_with_people, r.people, r.frames_per_second());
+    std::cout << "[ pose ] " << r.stage_summary() << "\n";
+    // Every stage timed; detector + pose are inside the per-frame time they split.
+    EXPECT_GT(r.decode_seconds, 0.0);
+    EXPECT_GT(r.detect_seconds, 0.0);
+    EXPECT_GE(r.pose_seconds, 0.0);
+    EXPECT_GT(r.write_seconds, 0.0);
+    EXPECT_LE(r.detect_seconds + r.pose_seconds, r.seconds + 1e-9);
+    EXPECT_GT(r.detect_seconds + r.pose_seconds, 0.5 * r.seconds);
     const auto seq = read_keypoints(d.path / "kp");
     ASSERT_EQ(seq.frames.size(), 4u);
     int64_t people = 0;
@@ -133,6 +141,9 @@ TEST(DwposeVideo, ManifestFillsKeypointsGoesPastBadRowsResumesAndFeedsTheScorer)
     EXPECT_EQ(r.batch.failed, 2);
     EXPECT_EQ(r.frames, 4 * static_cast<int64_t>(good - 1));
     std::cout << fmt::format("[ pose ] {}; {:.2f} frames/s\n", r.batch.summary(), r.frames / r.seconds);
+    EXPECT_EQ(r.stages.frames, r.frames);  // the per-stage split summed over the rows
+    EXPECT_GT(r.stages.detect_seconds, 0.0);
+    EXPECT_LE(r.stages.detect_seconds + r.stages.pose_seconds, r.seconds + 1e-9);
     const auto failures = r.batch.failures();
     ASSERT_EQ(failures.size(), 2u);
     EXPECT_EQ(failures[0].id, "truncated");

@@ -98,6 +98,9 @@ struct EstimatorOptions {
     /// DWPose's Python code estimates one pose over the whole image when no person is
     /// detected; ipa records an empty frame instead unless this is set.
     bool whole_image_when_no_person = false;
+    /// Where the two networks run (pre/post-processing stays on the CPU); a CUDA device
+    /// needs a CUDA build of LibTorch and a visible GPU (ipa::ConfigError otherwise).
+    c10::Device device = c10::kCPU;
 };
 
 /// One frame's result.
@@ -105,6 +108,8 @@ struct FrameResult {
     std::vector<Box> boxes;                        ///< the detector's persons (empty: none)
     std::vector<std::vector<Keypoint>> wholebody;  ///< 133 keypoints per estimated person
     PoseFrame frame;                               ///< OpenPose layout (from_coco_wholebody)
+    double detect_seconds = 0;                     ///< the detector: letterbox, network, NMS
+    double pose_seconds = 0;                       ///< the pose model over every box: crop, network, SimCC
 };
 
 /// The detector and the pose model, loaded and checked once; run() is const and may be

@@ -22,7 +22,12 @@ struct VideoPoseReport {
     int64_t people = 0;              ///< person detections over all frames
     int width = 0, height = 0;
     double seconds = 0;  ///< detection + pose time (not decoding or writing)
+    /// Where the wall time went: reading and decoding the video, the detector (letterbox,
+    /// network, NMS), the pose model (crops, network, SimCC decoding), writing the JSON.
+    double decode_seconds = 0, detect_seconds = 0, pose_seconds = 0, write_seconds = 0;
     double frames_per_second() const { return seconds > 0 ? frames / seconds : 0.0; }
+    /// "decode 0.1 s, detector 2.0 s, pose 3.1 s, write 0.0 s"
+    std::string stage_summary() const;
 };
 
 /// Reads every frame of `video` (a video file or a directory of image frames; BGR frames are
@@ -40,6 +45,7 @@ struct ManifestPoseReport {
     std::filesystem::path manifest;  ///< the manifest written (unless interrupted)
     int64_t frames = 0;              ///< frames estimated in this run
     double seconds = 0;              ///< their detection + pose time
+    VideoPoseReport stages;          ///< the per-stage seconds summed over this run's rows
 };
 
 /// Fills the keypoints column of every row of `m` that lacks it: the row's `video` through

@@ -75,6 +75,11 @@ public:
 
     /// A copy whose floating-point weights are `dtype` (kDouble for reference runs).
     Model to(at::ScalarType dtype) const;
+    /// A copy whose floating-point weights live on `device` (e.g. CUDA). run() then takes
+    /// its inputs there and a node whose inputs sit on two devices works on the non-CPU one;
+    /// integer shape arithmetic (Shape, Gather of shapes, ...) stays on the CPU.
+    Model to(at::Device device) const;
+    at::Device device() const { return device_; }
 
     /// Checks that input `index` is a float tensor of shape [1, 3, h, w] with these static
     /// sizes; the message names `what` and the file otherwise.
@@ -84,6 +89,7 @@ private:
     std::filesystem::path path_;
     std::string source_;
     int64_t opset_ = 0;
+    at::Device device_ = at::kCPU;
     std::vector<ValueInfo> inputs_, outputs_;
     std::vector<Node> nodes_;
     std::map<std::string, at::Tensor> initializers_;
