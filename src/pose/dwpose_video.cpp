@@ -96,18 +96,22 @@ ManifestPoseReport pose_manifest(const curate::Manifest& m, const Estimator& est
             ++out.already;
     }
     fs::create_directories(out_dir);
+    // The manifest's keypoints column: absolute here (write_manifest stores it relative to the
+    // manifest's own directory, which is how read_manifest resolves it), so a relative --out
+    // given from any working directory ends up pointing at the right place.
+    const fs::path out_abs = fs::absolute(out_dir).lexically_normal();
     std::mutex mu;
     curate::BatchTask task;
     task.fingerprint = [&](const curate::ManifestRow& row) {
         return curate::hash_hex(fmt::format("pose/1|id={}|video={}|{}|models={}|out={}", row.id, row.video.string(),
                                             curate::file_fingerprint(row.video), models_fingerprint,
-                                            (out_dir / row.id).string()));
+                                            (out_abs / row.id).string()));
     };
     task.run = [&](const curate::ManifestRow& row) {
         if (row.video.empty()) throw DataError(fmt::format("row '{}': no video to estimate poses on", row.id));
         ProgressOptions silent;
         silent.mode = ProgressOptions::Mode::silent;
-        const fs::path dir = out_dir / row.id;
+        const fs::path dir = out_abs / row.id;
         const auto r = pose_video(est, row.video, dir, silent);
         {
             std::lock_guard<std::mutex> lock(mu);

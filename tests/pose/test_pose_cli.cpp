@@ -28,8 +28,10 @@ struct Cli {
     std::string out;  ///< stdout and stderr together
 };
 
-Cli curate(const std::string& args) {
-    const std::string cmd = std::string(IPA_CURATE_BIN) + " --log-level warn " + args + " </dev/null 2>&1";
+/// Runs `ipa-curate args` (in `cwd` when given).
+Cli curate(const std::string& args, const fs::path& cwd = {}) {
+    const std::string cd = cwd.empty() ? "" : "cd '" + cwd.string() + "' && ";
+    const std::string cmd = cd + std::string(IPA_CURATE_BIN) + " --log-level warn " + args + " </dev/null 2>&1";
     Cli r;
     FILE* p = ::popen(cmd.c_str(), "r");
     if (!p) return r;
@@ -78,11 +80,12 @@ TEST(PoseCli, ManifestGoesPastACorruptRowExitsSevenAndTheScorerConsumesTheRest) 
     ASSERT_EQ(m.rows.size(), 3u);
     for (auto& row : m.rows) row.keypoints.clear();
     test::write_text(m.rows[1].video, "these bytes are not a video");
-    const fs::path in = d.path / "set" / "lacking.csv", filled = d.path / "filled.csv", out = d.path / "poses";
+    const fs::path in = d.path / "set" / "lacking.csv", filled = d.path / "set" / "filled.csv", out = d.path / "poses";
     curate::write_manifest(in, m);
 
-    const auto r = curate("pose --manifest " + q(in) + " --manifest-out " + q(filled) + " --out " + q(out) +
-                          " --jobs 2" + models());
+    // --out relative to the working directory, which is not the manifests' directory.
+    const auto r = curate(
+        "pose --manifest " + q(in) + " --manifest-out " + q(filled) + " --out poses --jobs 2" + models(), d.path);
     std::cout << r.out;
     EXPECT_EQ(r.rc, curate::kExitRowsFailed) << r.out;
     EXPECT_NE(r.out.find("failed " + m.rows[1].id + ": "), std::string::npos) << r.out;
@@ -103,7 +106,7 @@ TEST(PoseCli, ManifestGoesPastACorruptRowExitsSevenAndTheScorerConsumesTheRest) 
 
     // A rerun resumes: nothing is estimated again, the bad row is tried again and fails again.
     const auto again = curate("pose --manifest " + q(in) + " --manifest-out " + q(filled) + " --out " + q(out) +
-                              " --jobs 1" + models());
+                              " --jobs 1" + models());  // the same directory, named absolutely
     EXPECT_EQ(again.rc, curate::kExitRowsFailed) << again.out;
     EXPECT_TRUE(std::regex_search(again.out, std::regex(R"(\b2 resumed\b)"))) << again.out;
 
