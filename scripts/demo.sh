@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Fresh machine -> the main job on the built-in tiny default, all on CPU, nothing downloaded:
 #  1. ipa-curate: a small synthetic animation set (dancers with labelled hand defects),
-#     scored for hand quality, the DPO-pair statistics, a static review index;
+#     scored for hand quality, the DPO-pair statistics, a static review index; DWPose
+#     keypoints of two candidates estimated in C++ (ipa-curate pose, synthetic ONNX models)
+#     and scored;
 #  2. marking (the scorer's verdict stands in for the reviewer) and selection -> train.csv;
 #  3. ipa-train on that manifest: it builds the training cache (tiny VAE + umT5 of the test
 #     fixtures: latents with the reference frame first, VACE context of the pose video,
@@ -33,6 +35,23 @@ build/apps/ipa-curate score --manifest demo-out/synth/candidates.csv --out demo-
 build/apps/ipa-curate pairs --scores demo-out/scores/scores.json
 build/apps/ipa-curate index --manifest demo-out/synth/candidates.csv --scores demo-out/scores/scores.json \
     --out demo-out/index.html
+
+echo
+echo "== 1b. DWPose keypoints in C++ (ipa-curate pose) for two candidates of clip_000, then the scorer on them"
+echo "   (the synthetic YOLOX-L / DWPose-L-structured ONNX models of tests/fixtures/dwpose: random weights, so"
+echo "   the keypoints are not a real pose; with the released yolox_l.onnx + dw-ll_ucoco_384.onnx they are)"
+python3 - <<'PY'
+import csv
+rows = [r for r in csv.DictReader(open("demo-out/synth/candidates.csv")) if r["group"] == "clip_000"][:2]
+with open("demo-out/synth/clip_000-no-keypoints.csv", "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+    w.writeheader()
+    w.writerows(dict(r, keypoints="") for r in rows)
+PY
+build/apps/ipa-curate pose --manifest demo-out/synth/clip_000-no-keypoints.csv \
+    --manifest-out demo-out/synth/clip_000-dwpose.csv --out demo-out/dwpose \
+    --det tests/fixtures/dwpose/det.onnx --pose tests/fixtures/dwpose/pose.onnx
+build/apps/ipa-curate score --manifest demo-out/synth/clip_000-dwpose.csv --out demo-out/scores-dwpose
 
 echo
 echo "== 2. marking and selection (the scorer's pass/fail stands in for a human reviewer here)"
