@@ -23,6 +23,7 @@
 #include "ipa/curate/review/ranking.h"
 #include "ipa/curate/score.h"
 #include "ipa/curate/synth.h"
+#include "run_command.h"
 
 namespace ipa::curate {
 namespace {
@@ -246,24 +247,13 @@ TEST_F(Batch, SheetsGoPastBadRowsAndResume) {
 
 // ---- through the binary ----
 
-struct Cli {
-    int rc = -1;
-    std::string out;
-};
+using Cli = ipa::test::CommandResult;
 
 Cli curate(const std::string& args) {
-    const std::string cmd = std::string(IPA_CURATE_BIN) + " --log-level warn " + args + " </dev/null 2>&1";
-    Cli r;
-    FILE* p = ::popen(cmd.c_str(), "r");
-    if (!p) return r;
-    char buf[4096];
-    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) r.out.append(buf, n);
-    const int status = ::pclose(p);
-    r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return r;
+    return ipa::test::run_command(std::string(IPA_CURATE_BIN) + " --log-level warn " + args + " </dev/null");
 }
 
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+std::string q(const fs::path& p) { return ipa::test::shell_quote(p); }
 
 /// Starts `ipa-curate args` (output discarded); returns its pid.
 pid_t spawn(const std::string& args) {

@@ -4,9 +4,7 @@
 // error that names the file.
 
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <cstdio>
 #include <fstream>
 #include <regex>
 
@@ -15,6 +13,7 @@
 #include "ipa/curate/synth.h"
 #include "ipa/pose/keypoints.h"
 #include "pose_test_util.h"
+#include "run_command.h"
 
 namespace ipa::pose {
 namespace {
@@ -23,26 +22,15 @@ namespace fs = std::filesystem;
 
 const fs::path kDir = fs::path(IPA_FIXTURES_DIR) / "dwpose";
 
-struct Cli {
-    int rc = -1;
-    std::string out;  ///< stdout and stderr together
-};
+using Cli = ipa::test::CommandResult;
 
 /// Runs `ipa-curate args` (in `cwd` when given).
 Cli curate(const std::string& args, const fs::path& cwd = {}) {
-    const std::string cd = cwd.empty() ? "" : "cd '" + cwd.string() + "' && ";
-    const std::string cmd = cd + std::string(IPA_CURATE_BIN) + " --log-level warn " + args + " </dev/null 2>&1";
-    Cli r;
-    FILE* p = ::popen(cmd.c_str(), "r");
-    if (!p) return r;
-    char buf[4096];
-    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) r.out.append(buf, n);
-    const int status = ::pclose(p);
-    r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return r;
+    const std::string cd = cwd.empty() ? "" : "cd " + ipa::test::shell_quote(cwd) + " && ";
+    return ipa::test::run_command(cd + std::string(IPA_CURATE_BIN) + " --log-level warn " + args + " </dev/null");
 }
 
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+std::string q(const fs::path& p) { return ipa::test::shell_quote(p); }
 
 std::string models() { return " --det " + q(kDir / "det.onnx") + " --pose " + q(kDir / "pose.onnx"); }
 

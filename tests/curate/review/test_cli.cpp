@@ -3,11 +3,10 @@
 // and the pose file helpers in-process.
 
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <cstdio>
 #include <opencv2/imgcodecs.hpp>
 
+#include "../../common/run_command.h"
 #include "../../common/test_util.h"
 #include "ipa/core/atomic_file.h"
 #include "ipa/core/error.h"
@@ -27,27 +26,16 @@ namespace rv = ipa::curate::review;
 
 namespace {
 
-struct Run {
-    int rc = -1;
-    std::string out;
-};
+using Run = ipa::test::CommandResult;
 
 // Runs ipa-curate with `args` (shell syntax), stdin from `input` (a file) if given.
 Run curate(const std::string& args, const std::string& input = "") {
     std::string cmd = std::string(IPA_CURATE_BIN) + " --log-level warn " + args;
     cmd += input.empty() ? " </dev/null" : " <'" + input + "'";
-    cmd += " 2>&1";
-    Run r;
-    FILE* p = ::popen(cmd.c_str(), "r");
-    if (!p) return r;
-    char buf[4096];
-    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) r.out.append(buf, n);
-    const int status = ::pclose(p);
-    r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return r;
+    return ipa::test::run_command(cmd);
 }
 
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+std::string q(const fs::path& p) { return ipa::test::shell_quote(p); }
 
 }  // namespace
 
