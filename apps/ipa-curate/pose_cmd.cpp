@@ -64,8 +64,7 @@ int run_pose_command(PoseCommand& c, const std::function<void(ipa::curate::Batch
     if (!r.batch.interrupted)
         std::cout << fmt::format(
             "wrote {} ({} rows had keypoints; {} frames estimated now, {:.2f} frames/s; summed over rows: {})\n",
-            r.manifest.string(), r.already, r.frames, r.seconds > 0 ? r.frames / r.seconds : 0.0,
-            r.stages.stage_summary());
+            r.manifest.string(), r.already, r.total.frames, r.total.frames_per_second(), r.total.stage_summary());
     return batch_exit(r.batch, c.out);
 }
 

@@ -28,6 +28,12 @@ std::string VideoPoseReport::stage_summary() const {
                        detect_seconds, pose_seconds, write_seconds);
 }
 
+void VideoPoseReport::add(const VideoPoseReport& o) {
+    frames += o.frames, frames_with_people += o.frames_with_people, people += o.people;
+    seconds += o.seconds, decode_seconds += o.decode_seconds, detect_seconds += o.detect_seconds;
+    pose_seconds += o.pose_seconds, write_seconds += o.write_seconds;
+}
+
 VideoPoseReport pose_video(const Estimator& est, const fs::path& video, const fs::path& out_dir,
                            const ProgressOptions& progress) {
     const auto t_decode = std::chrono::steady_clock::now();
@@ -115,14 +121,7 @@ ManifestPoseReport pose_manifest(const curate::Manifest& m, const Estimator& est
         const auto r = pose_video(est, row.video, dir, silent);
         {
             std::lock_guard<std::mutex> lock(mu);
-            out.frames += r.frames;
-            out.seconds += r.seconds;
-            out.stages.frames += r.frames;
-            out.stages.seconds += r.seconds;
-            out.stages.decode_seconds += r.decode_seconds;
-            out.stages.detect_seconds += r.detect_seconds;
-            out.stages.pose_seconds += r.pose_seconds;
-            out.stages.write_seconds += r.write_seconds;
+            out.total.add(r);
         }
         return json{{"keypoints", dir.string()},
                     {"frames", r.frames},

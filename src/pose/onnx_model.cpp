@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <numeric>
 #include <sstream>
@@ -888,25 +889,24 @@ int64_t Model::parameter_count() const {
     return n;
 }
 
-Model Model::to(at::Device device) const {
+Model Model::map_floating(const std::function<at::Tensor(const at::Tensor&)>& f) const {
     Model m = *this;
-    m.device_ = device;
     for (auto& [_, t] : m.initializers_)
-        if (t.is_floating_point()) t = t.to(device);
+        if (t.is_floating_point()) t = f(t);
     for (auto& node : m.nodes_)
         for (auto& a : node.attributes)
-            if (a.t.defined() && a.t.is_floating_point()) a.t = a.t.to(device);
+            if (a.t.defined() && a.t.is_floating_point()) a.t = f(a.t);
+    return m;
+}
+
+Model Model::to(at::Device device) const {
+    Model m = map_floating([&](const at::Tensor& t) { return t.to(device); });
+    m.device_ = device;
     return m;
 }
 
 Model Model::to(at::ScalarType dtype) const {
-    Model m = *this;
-    for (auto& [_, t] : m.initializers_)
-        if (t.is_floating_point()) t = t.to(dtype);
-    for (auto& node : m.nodes_)
-        for (auto& a : node.attributes)
-            if (a.t.defined() && a.t.is_floating_point()) a.t = a.t.to(dtype);
-    return m;
+    return map_floating([&](const at::Tensor& t) { return t.to(dtype); });
 }
 
 void Model::expect_image_input(std::size_t index, int64_t h, int64_t w, const std::string& what) const {

@@ -28,6 +28,8 @@ struct VideoPoseReport {
     double frames_per_second() const { return seconds > 0 ? frames / seconds : 0.0; }
     /// "decode 0.1 s, detector 2.0 s, pose 3.1 s, write 0.0 s"
     std::string stage_summary() const;
+    /// Adds another video's counts and seconds (the size is left as it is).
+    void add(const VideoPoseReport& o);
 };
 
 /// Reads every frame of `video` (a video file or a directory of image frames; BGR frames are
@@ -43,9 +45,7 @@ struct ManifestPoseReport {
     curate::BatchReport batch;       ///< the rows that lacked keypoints
     int64_t already = 0;             ///< rows that had keypoints (left as they were)
     std::filesystem::path manifest;  ///< the manifest written (unless interrupted)
-    int64_t frames = 0;              ///< frames estimated in this run
-    double seconds = 0;              ///< their detection + pose time
-    VideoPoseReport stages;          ///< the per-stage seconds summed over this run's rows
+    VideoPoseReport total;           ///< this run's rows summed: frames, detection + pose seconds, stages
 };
 
 /// Fills the keypoints column of every row of `m` that lacks it: the row's `video` through

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -86,6 +87,8 @@ public:
     void expect_image_input(std::size_t index, int64_t h, int64_t w, const std::string& what) const;
 
 private:
+    /// A copy with `f` applied to every floating-point weight (initializers, Constant values).
+    Model map_floating(const std::function<at::Tensor(const at::Tensor&)>& f) const;
     std::filesystem::path path_;
     std::string source_;
     int64_t opset_ = 0;
