@@ -6,16 +6,13 @@
 #include <algorithm>
 
 #include "ipa/core/error.h"
+#include "ipa/core/strings.h"
 #include "ipa/io/pth.h"
 
 namespace ipa::io {
 namespace fs = std::filesystem;
 
 namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 std::string torch_dtype_name(c10::ScalarType t) {
     try {

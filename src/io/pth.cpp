@@ -28,7 +28,7 @@ constexpr int kMaxNesting = 64;       // nested dicts
 constexpr int kMaxRebuildDepth = 8;   // parameter(from_type(tensor(...))) chains
 constexpr std::size_t kMaxDims = 64;  // tensor dimensions
 
-[[noreturn]] void fail(const fs::path& path, const std::string& what) {
+[[noreturn]] void fail_pth(const fs::path& path, const std::string& what) {
     throw CheckpointError(fmt::format("checkpoint '{}': {}", path.string(), what));
 }
 
@@ -39,14 +39,15 @@ void reject_legacy(const MappedFile& file) {
     const uint8_t* d = file.data();
     const std::size_t n = file.size();
     if (n >= 2 && d[0] == 0x80 && d[1] >= 2 && d[1] <= 5) {
-        fail(file.path(),
-             "legacy torch.save format (a bare pickle stream: PyTorch < 1.6 or _use_new_zipfile_serialization=False) "
-             "is not supported; re-save it with torch >= 1.6: torch.save(torch.load(path), new_path)");
+        fail_pth(
+            file.path(),
+            "legacy torch.save format (a bare pickle stream: PyTorch < 1.6 or _use_new_zipfile_serialization=False) "
+            "is not supported; re-save it with torch >= 1.6: torch.save(torch.load(path), new_path)");
     }
     if (n >= 262 && std::memcmp(d + 257, "ustar", 5) == 0) {
-        fail(file.path(),
-             "legacy tar-based torch.save format (PyTorch < 0.4) is not supported; re-save it with "
-             "torch >= 1.6");
+        fail_pth(file.path(),
+                 "legacy tar-based torch.save format (PyTorch < 0.4) is not supported; re-save it with "
+                 "torch >= 1.6");
     }
 }
 
@@ -68,26 +69,27 @@ std::string find_prefix(const fs::path& path, const ZipReader& zip) {
         names.push_back("…");
     }
     if (found.empty()) {
-        fail(path, fmt::format("no '<dir>/data.pkl' entry, so this zip archive is not a torch.save checkpoint "
-                               "(entries: {})",
-                               fmt::join(names, ", ")));
+        fail_pth(path, fmt::format("no '<dir>/data.pkl' entry, so this zip archive is not a torch.save checkpoint "
+                                   "(entries: {})",
+                                   fmt::join(names, ", ")));
     }
-    fail(path, fmt::format("several top-level data.pkl entries ({}), expected exactly one", fmt::join(names, ", ")));
+    fail_pth(path,
+             fmt::format("several top-level data.pkl entries ({}), expected exactly one", fmt::join(names, ", ")));
 }
 
 void check_byteorder(const fs::path& path, const ZipReader& zip, const std::string& prefix) {
     const std::string name = prefix + "/byteorder";
     if (!zip.contains(name)) return;  // written since torch 2.1; older files are little-endian
     const auto& e = zip.entry(name);
-    if (e.size > 64) fail(path, fmt::format("entry '{}' has {} bytes, expected 'little'", name, e.size));
+    if (e.size > 64) fail_pth(path, fmt::format("entry '{}' has {} bytes, expected 'little'", name, e.size));
     std::string order(reinterpret_cast<const char*>(zip.data(e)), static_cast<std::size_t>(e.size));
     while (!order.empty() && std::isspace(static_cast<unsigned char>(order.back()))) order.pop_back();
     if (order == "big") {
-        fail(path, fmt::format("entry '{}' says the storages are big-endian; only little-endian checkpoints are "
-                               "supported (re-save it on a little-endian machine)",
-                               name));
+        fail_pth(path, fmt::format("entry '{}' says the storages are big-endian; only little-endian checkpoints are "
+                                   "supported (re-save it on a little-endian machine)",
+                                   name));
     }
-    if (order != "little") fail(path, fmt::format("entry '{}' is '{}', expected 'little'", name, esc(order)));
+    if (order != "little") fail_pth(path, fmt::format("entry '{}' is '{}', expected 'little'", name, esc(order)));
 }
 
 std::optional<c10::ScalarType> storage_dtype(const std::string& qualified_name) {
@@ -173,15 +175,15 @@ public:
 
     void load_root(const PickleValue& root) {
         if (root.kind != Kind::dict) {
-            fail(path_, fmt::format("'{}/data.pkl' holds a Python {}, expected a dict (a state dict)", prefix_,
-                                    pickle_kind_name(root.kind)));
+            fail_pth(path_, fmt::format("'{}/data.pkl' holds a Python {}, expected a dict (a state dict)", prefix_,
+                                        pickle_kind_name(root.kind)));
         }
         visit(root, "", 0);
     }
 
 private:
     [[noreturn]] void bad(const std::string& key, const std::string& what) const {
-        fail(path_, fmt::format("tensor '{}' in '{}/data.pkl': {}", esc(key), prefix_, what));
+        fail_pth(path_, fmt::format("tensor '{}' in '{}/data.pkl': {}", esc(key), prefix_, what));
     }
 
     std::string key_text(const PickleValue& k, const std::string& parent) const {
@@ -189,14 +191,14 @@ private:
         if (k.kind == Kind::integer) return std::to_string(k.integer);
         if (k.kind == Kind::boolean) return k.boolean ? "True" : "False";
         if (k.kind == Kind::none) return "None";
-        fail(path_,
-             fmt::format("dict '{}' has a key of type {}, expected str or int", esc(parent), pickle_kind_name(k.kind)));
+        fail_pth(path_, fmt::format("dict '{}' has a key of type {}, expected str or int", esc(parent),
+                                    pickle_kind_name(k.kind)));
     }
 
     void visit(const PickleValue& v, const std::string& key, int depth) {
         if (v.kind == Kind::dict && (depth == 0 || !v.entries.empty())) {
             if (depth >= kMaxNesting)
-                fail(path_, fmt::format("dicts nested deeper than {} at '{}'", kMaxNesting, esc(key)));
+                fail_pth(path_, fmt::format("dicts nested deeper than {} at '{}'", kMaxNesting, esc(key)));
             for (const auto& [k, child] : v.entries) {
                 const std::string part = key_text(*k, key);
                 visit(*child, key.empty() ? part : key + "." + part, depth + 1);
@@ -204,12 +206,12 @@ private:
             return;
         }
         if (budget_-- == 0) {
-            fail(path_,
-                 "the object graph expands to far more entries than it holds values (shared sub-dicts "
-                 "nested too often); refusing");
+            fail_pth(path_,
+                     "the object graph expands to far more entries than it holds values (shared sub-dicts "
+                     "nested too often); refusing");
         }
         if (!names_.insert(key).second) {
-            fail(path_, fmt::format("key '{}' occurs twice after flattening nested dicts with '.'", esc(key)));
+            fail_pth(path_, fmt::format("key '{}' occurs twice after flattening nested dicts with '.'", esc(key)));
         }
         if (v.kind == Kind::call) {
             tensors_.emplace_back(key, make_tensor(key, rebuild(key, v, 0)));
@@ -325,16 +327,16 @@ private:
         if (cached != storages_.end()) return cached->second;
         const std::string name = prefix_ + "/data/" + s.key;
         if (!zip_.contains(name)) {
-            fail(path_, fmt::format("tensor '{}' uses storage '{}', but the archive has no entry '{}' (the file is "
-                                    "incomplete or corrupt)",
-                                    esc(key), esc(s.key), esc(name)));
+            fail_pth(path_, fmt::format("tensor '{}' uses storage '{}', but the archive has no entry '{}' (the file is "
+                                        "incomplete or corrupt)",
+                                        esc(key), esc(s.key), esc(name)));
         }
         const auto& e = zip_.entry(name);
         const uint64_t storage_esize = c10::elementSize(s.dtype);
         const auto numel = static_cast<uint64_t>(s.numel);
         if (numel > std::numeric_limits<uint64_t>::max() / storage_esize || e.size < numel * storage_esize) {
-            fail(path_, fmt::format("entry '{}' has {} bytes, expected {} {} elements of {} bytes (tensor '{}')",
-                                    esc(name), e.size, s.numel, c10::toString(s.dtype), storage_esize, esc(key)));
+            fail_pth(path_, fmt::format("entry '{}' has {} bytes, expected {} {} elements of {} bytes (tensor '{}')",
+                                        esc(name), e.size, s.numel, c10::toString(s.dtype), storage_esize, esc(key)));
         }
         const uint64_t esize = c10::elementSize(dtype);
         const auto count = static_cast<int64_t>(numel * storage_esize / esize);
@@ -376,10 +378,11 @@ private:
             last += fits ? span * stride : 0;
         }
         if (!fits) {
-            fail(path_, fmt::format("tensor '{}' (storage_offset {}, size [{}], stride [{}]) reaches past its storage "
-                                    "'{}/data/{}' of {} {} elements",
-                                    esc(key), t.offset, fmt::join(t.sizes, ", "), fmt::join(t.strides, ", "), prefix_,
-                                    esc(t.storage.key), numel, c10::toString(t.dtype)));
+            fail_pth(path_,
+                     fmt::format("tensor '{}' (storage_offset {}, size [{}], stride [{}]) reaches past its storage "
+                                 "'{}/data/{}' of {} {} elements",
+                                 esc(key), t.offset, fmt::join(t.sizes, ", "), fmt::join(t.strides, ", "), prefix_,
+                                 esc(t.storage.key), numel, c10::toString(t.dtype)));
         }
         try {
             return base.as_strided(t.sizes, t.strides, t.offset);

@@ -25,7 +25,7 @@ int64_t TensorInfo::numel() const {
 
 namespace {
 
-[[noreturn]] void fail(const fs::path& path, const std::string& what) {
+[[noreturn]] void fail_safetensors(const fs::path& path, const std::string& what) {
     throw CheckpointError(fmt::format("safetensors '{}': {}", path.string(), what));
 }
 
@@ -51,17 +51,18 @@ json parse_header(const fs::path& path, const char* text, std::size_t len) {
     try {
         header = json::parse(text, text + len, cb);
     } catch (const json::exception& e) {
-        fail(path, fmt::format("header is not valid JSON ({})", e.what()));
+        fail_safetensors(path, fmt::format("header is not valid JSON ({})", e.what()));
     }
-    if (!header.is_object()) fail(path, fmt::format("header is a JSON {}, expected an object", header.type_name()));
+    if (!header.is_object())
+        fail_safetensors(path, fmt::format("header is a JSON {}, expected an object", header.type_name()));
     if (!duplicates.empty()) {
-        fail(path, fmt::format("duplicate tensor name(s) in header: {}", fmt::join(duplicates, ", ")));
+        fail_safetensors(path, fmt::format("duplicate tensor name(s) in header: {}", fmt::join(duplicates, ", ")));
     }
     return header;
 }
 
 TensorInfo parse_entry(const fs::path& path, const std::string& name, const json& e, uint64_t data_size) {
-    auto bad = [&](const std::string& what) { fail(path, fmt::format("tensor '{}': {}", name, what)); };
+    auto bad = [&](const std::string& what) { fail_safetensors(path, fmt::format("tensor '{}': {}", name, what)); };
     if (!e.is_object()) bad(fmt::format("entry is a JSON {}, expected an object", e.type_name()));
     for (const char* k : {"dtype", "shape", "data_offsets"}) {
         if (!e.contains(k)) bad(fmt::format("entry has no '{}'", k));
@@ -130,15 +131,15 @@ SafetensorsFile SafetensorsFile::open(const fs::path& path) {
     f.path_ = path;
     f.file_ = MappedFile::open(path);
     const uint64_t size = f.file_->size();
-    if (size < 8) fail(path, fmt::format("file is {} bytes, too short for the 8-byte header length", size));
+    if (size < 8) fail_safetensors(path, fmt::format("file is {} bytes, too short for the 8-byte header length", size));
     const uint64_t header_len = read_le64(f.file_->data());
     if (header_len > kMaxSafetensorsHeader) {
-        fail(path, fmt::format("header length {} exceeds the {}-byte limit (not a safetensors file?)", header_len,
-                               kMaxSafetensorsHeader));
+        fail_safetensors(path, fmt::format("header length {} exceeds the {}-byte limit (not a safetensors file?)",
+                                           header_len, kMaxSafetensorsHeader));
     }
     if (header_len > size - 8) {
-        fail(path,
-             fmt::format("header length {} runs past the end of the {}-byte file (truncated?)", header_len, size));
+        fail_safetensors(
+            path, fmt::format("header length {} runs past the end of the {}-byte file (truncated?)", header_len, size));
     }
     const json header = parse_header(path, reinterpret_cast<const char*>(f.file_->data() + 8), header_len);
     f.data_start_ = 8 + header_len;
@@ -146,9 +147,10 @@ SafetensorsFile SafetensorsFile::open(const fs::path& path) {
 
     for (const auto& [name, entry] : header.items()) {
         if (name == "__metadata__") {
-            if (!entry.is_object()) fail(path, "__metadata__ is not an object");
+            if (!entry.is_object()) fail_safetensors(path, "__metadata__ is not an object");
             for (const auto& [k, v] : entry.items()) {
-                if (!v.is_string()) fail(path, fmt::format("__metadata__ value of '{}' is not a string", k));
+                if (!v.is_string())
+                    fail_safetensors(path, fmt::format("__metadata__ value of '{}' is not a string", k));
                 f.metadata_[k] = v.get<std::string>();
             }
             continue;
@@ -166,8 +168,8 @@ SafetensorsFile SafetensorsFile::open(const fs::path& path) {
         const auto* a = by_offset[i - 1];
         const auto* b = by_offset[i];
         if (b->begin < a->end) {
-            fail(path, fmt::format("tensors '{}' [{}, {}] and '{}' [{}, {}] overlap", a->name, a->begin, a->end,
-                                   b->name, b->begin, b->end));
+            fail_safetensors(path, fmt::format("tensors '{}' [{}, {}] and '{}' [{}, {}] overlap", a->name, a->begin,
+                                               a->end, b->name, b->begin, b->end));
         }
     }
     std::sort(f.tensors_.begin(), f.tensors_.end(),
@@ -183,7 +185,7 @@ const TensorInfo* SafetensorsFile::find(const std::string& name) const {
 
 at::Tensor SafetensorsFile::tensor(const std::string& name) const {
     const TensorInfo* t = find(name);
-    if (!t) fail(path_, fmt::format("no tensor named '{}'", name));
+    if (!t) fail_safetensors(path_, fmt::format("no tensor named '{}'", name));
     uint8_t* ptr = file_->mutable_data() + data_start_ + t->begin;
     if (t->dtype == StoredDType::F8_E4M3 || t->dtype == StoredDType::F8_E5M2) {
         auto out = torch::empty(t->shape, torch::kFloat);

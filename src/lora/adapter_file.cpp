@@ -11,6 +11,7 @@
 
 #include "internal.h"
 #include "ipa/core/error.h"
+#include "ipa/core/strings.h"
 #include "ipa/io/checkpoint.h"
 #include "ipa/io/safetensors.h"
 #include "ipa/lora/lora.h"
@@ -20,11 +21,6 @@ namespace fs = std::filesystem;
 
 namespace ipa::lora {
 namespace {
-
-bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
-bool ends_with(const std::string& s, const std::string& p) {
-    return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
-}
 
 enum class Part { A, B, Alpha };
 
@@ -109,8 +105,6 @@ std::optional<double> peft_alpha(const PeftMetadata& m, const std::string& modul
     }
     return m.lora_alpha;
 }
-
-std::string shape_str(const at::Tensor& t) { return c10::str(t.sizes()); }
 
 std::string join_problems(const std::vector<std::string>& problems) {
     return fmt::format("  {}", fmt::join(problems, "\n  "));

@@ -11,6 +11,7 @@
 
 #include "internal.h"
 #include "ipa/core/error.h"
+#include "ipa/core/strings.h"
 #include "ipa/io/safetensors.h"
 #include "ipa/lora/lora.h"
 
@@ -18,8 +19,6 @@ namespace fs = std::filesystem;
 
 namespace ipa::lora {
 namespace {
-
-bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
 
 // Original -> diffusers names of the Linear modules (the reverse of models/wan/key_mapping.cpp,
 // which the tests check this against).

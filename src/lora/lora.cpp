@@ -12,11 +12,10 @@
 #include "internal.h"
 #include "ipa/core/config.h"
 #include "ipa/core/error.h"
+#include "ipa/core/strings.h"
 
 namespace ipa::lora {
 namespace {
-
-bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
 
 /// `name` equals `target` or ends with "." + target.
 bool suffix_match(const std::string& name, const std::string& target) {

@@ -10,6 +10,7 @@
 #include "internal.h"
 #include "ipa/core/atomic_file.h"
 #include "ipa/core/error.h"
+#include "ipa/core/strings.h"
 #include "ipa/io/checkpoint.h"
 #include "ipa/io/dtype.h"
 #include "ipa/lora/lora.h"
@@ -22,10 +23,6 @@ namespace ipa::lora {
 namespace {
 
 constexpr const char* kWeightSuffix = ".weight";
-
-bool ends_with(const std::string& s, const std::string& p) {
-    return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
-}
 
 struct Delta {
     at::Tensor A;  // [r, in]

@@ -25,8 +25,8 @@ namespace {
 const fs::path kDir = fs::path(IPA_FIXTURES_DIR) / "pth";
 
 // tmpfs when there is one: the mutation tests rewrite a file thousands of times.
-struct TempDir : ipa::test::TempDir {
-    TempDir() : ipa::test::TempDir("ipa_pth", /*prefer_tmpfs=*/true) {}
+struct PthDir : ipa::test::TempDir {
+    PthDir() : ipa::test::TempDir("ipa_pth", /*prefer_tmpfs=*/true) {}
 };
 
 const json& expected() {
@@ -42,7 +42,7 @@ void write_file(const fs::path& p, const std::string& bytes) {
     out << bytes;
 }
 
-std::string error_of(const fs::path& p) {
+std::string pth_error_of(const fs::path& p) {
     try {
         PthFile::open(p);
     } catch (const CheckpointError& e) {
@@ -300,40 +300,40 @@ TEST(PthFile, NestedDictsFlattenAndOtherValuesAreSkipped) {
 }
 
 TEST(PthFile, ForbiddenGlobalIsRefusedByName) {
-    const auto msg = error_of(kDir / "forbidden_global.pth");
+    const auto msg = pth_error_of(kDir / "forbidden_global.pth");
     EXPECT_NE(msg.find("forbidden global 'posix.system'"), std::string::npos) << msg;
     EXPECT_NE(msg.find("forbidden_global.pth:forbidden_global/data.pkl"), std::string::npos) << msg;
     EXPECT_NE(msg.find("loading never executes code"), std::string::npos) << msg;
 }
 
 TEST(PthFile, TruncatedLegacyGarbageAndEmptyFilesAreClearErrors) {
-    auto msg = error_of(kDir / "truncated.pth");
+    auto msg = pth_error_of(kDir / "truncated.pth");
     EXPECT_NE(msg.find("truncated"), std::string::npos) << msg;
     EXPECT_NE(msg.find("truncated.pth"), std::string::npos) << msg;
-    msg = error_of(kDir / "legacy.pth");
+    msg = pth_error_of(kDir / "legacy.pth");
     EXPECT_NE(msg.find("legacy torch.save format"), std::string::npos) << msg;
     EXPECT_NE(msg.find("torch >= 1.6"), std::string::npos) << msg;
 
-    TempDir dir;
+    PthDir dir;
     write_file(dir.path / "garbage.pth", std::string(300, 'x') + "hello, not a checkpoint");
-    msg = error_of(dir.path / "garbage.pth");
+    msg = pth_error_of(dir.path / "garbage.pth");
     EXPECT_NE(msg.find("not a zip archive"), std::string::npos) << msg;
     write_file(dir.path / "empty.pth", "");
-    msg = error_of(dir.path / "empty.pth");
+    msg = pth_error_of(dir.path / "empty.pth");
     EXPECT_NE(msg.find("too small for a zip archive"), std::string::npos) << msg;
-    msg = error_of(dir.path / "missing.pth");
+    msg = pth_error_of(dir.path / "missing.pth");
     EXPECT_NE(msg.find("cannot open"), std::string::npos) << msg;
 }
 
 TEST(PthFile, Zip64ArchiveWithCommentReadsTheSame) {
-    TempDir dir;
+    PthDir dir;
     const auto p = dir.path / "zip64.pth";
     write_file(p, build_zip(entries_of(kDir / "views.pth"), /*zip64=*/true, /*pad=*/40, std::string(1000, 'c')));
     expect_matches(PthFile::open(p), expected().at("fixtures").at("views.pth"));
 }
 
 TEST(PthFile, MisalignedStorageIsCopiedCorrectly) {
-    TempDir dir;
+    PthDir dir;
     const auto p = dir.path / "odd.pth";
     // A first entry of 1 to 3 bytes and no padding leave the float data at an odd offset.
     const auto original = entries_of(kDir / "state_dict_fp32.pth");
@@ -351,7 +351,7 @@ TEST(PthFile, MisalignedStorageIsCopiedCorrectly) {
 }
 
 TEST(PthFile, RebuildFromTypeAndParameterWithStateAreAccepted) {
-    TempDir dir;
+    PthDir dir;
     const auto p = dir.path / "v2.pth";
     // torch >= 1.12 pickles tensors with Python attributes through _rebuild_from_type_v2,
     // torch 2 parameters with state through _rebuild_parameter_with_state.
@@ -374,7 +374,7 @@ TEST(PthFile, RebuildFromTypeAndParameterWithStateAreAccepted) {
 TEST(PthFile, RebuildTensorV3OverUntypedStorage) {
     // torch 2.x: dtypes TypedStorage lacks are saved as UntypedStorage (numel in bytes) plus
     // an explicit dtype; a supported dtype loads, an unknown one is a clear error.
-    TempDir dir;
+    PthDir dir;
     const auto p = dir.path / "v3.pth";
     auto v3 = [](const std::string& dtype) {
         return global("torch._utils", "_rebuild_tensor_v3") + "((" + uni("storage") +
@@ -392,14 +392,14 @@ TEST(PthFile, RebuildTensorV3OverUntypedStorage) {
     EXPECT_EQ(h[1].item<float>(), -2.0f);
 
     write_file(p, torch_zip(dict_pickle({{"f8", v3("float8_e4m3fn")}}), {{"0", halfs}}));
-    const auto msg = error_of(p);
+    const auto msg = pth_error_of(p);
     EXPECT_NE(msg.find("tensor dtype 'torch.float8_e4m3fn' is not supported"), std::string::npos) << msg;
 }
 
 TEST(PthFile, MutatedPickleBytesNeverCrash) {
     // Every byte of a real data.pkl replaced by a few values, and every truncation: each
     // archive (with a valid CRC) either loads or fails with a CheckpointError.
-    TempDir dir;
+    PthDir dir;
     const auto p = dir.path / "m.pth";
     const auto entries = entries_of(kDir / "nested.pth");
     ASSERT_EQ(entries[0].name, "nested/data.pkl");
@@ -432,7 +432,7 @@ TEST(PthFile, MutatedPickleBytesNeverCrash) {
 TEST(PthFile, MutatedArchiveBytesNeverCrash) {
     // Every byte of a whole archive (headers, directory, end records, data) replaced: each
     // file either loads or fails with a CheckpointError, and never reads out of bounds.
-    TempDir dir;
+    PthDir dir;
     const auto p = dir.path / "z.pth";
     std::ifstream in(kDir / "views.pth", std::ios::binary);
     const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -457,21 +457,21 @@ TEST(PthFile, MutatedArchiveBytesNeverCrash) {
 }
 
 // ---- bad archives and pickles: each a CheckpointError that says what and where ---------
-struct BadCase {
+struct PthBadCase {
     const char* name;
     std::function<std::string()> bytes;
     std::vector<const char*> expect;
 };
 
-void PrintTo(const BadCase& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const PthBadCase& c, std::ostream* os) { *os << c.name; }
 
-class PthBadInput : public ::testing::TestWithParam<BadCase> {};
+class PthBadInput : public ::testing::TestWithParam<PthBadCase> {};
 
 TEST_P(PthBadInput, IsAClearCheckpointError) {
-    TempDir dir;
+    PthDir dir;
     const auto p = dir.path / "bad.pth";
     write_file(p, GetParam().bytes());
-    const auto msg = error_of(p);
+    const auto msg = pth_error_of(p);
     EXPECT_NE(msg.find("bad.pth"), std::string::npos) << msg;
     for (const char* e : GetParam().expect) EXPECT_NE(msg.find(e), std::string::npos) << msg;
 }
@@ -487,142 +487,142 @@ const std::string kT = rebuild_v2("FloatStorage", "0", 2, 0, {2}, {1});
 INSTANTIATE_TEST_SUITE_P(
     Pth, PthBadInput,
     ::testing::Values(
-        BadCase{"MissingStorageEntry",
-                [] { return fixture_with([](auto& e) { e.erase(e.begin() + 2); }); },
-                {"tensor 'conv.bias'", "no entry 'state_dict_fp32/data/1'"}},
-        BadCase{"StorageTooSmall",
-                [] { return fixture_with([](auto& e) { e[1].data.resize(8); }); },
-                {"'state_dict_fp32/data/0' has 8 bytes, expected 16 Float elements"}},
-        BadCase{"CorruptCrc",
-                [] {
-                    auto z = fixture_with([](auto&) {});
-                    z[z.find("collections") + 2] = 'X';  // inside data.pkl, after the CRC
-                    return z;
-                },
-                {"'state_dict_fp32/data.pkl' is corrupt: CRC-32"}},
-        BadCase{"CompressedEntry",
-                [] { return fixture_with([](auto& e) { e[0].method = 8; }); },
-                {"'state_dict_fp32/data.pkl' is compressed (method 8), expected stored"}},
-        BadCase{"DuplicateEntry",
-                [] { return fixture_with([](auto& e) { e.push_back(e[1]); }); },
-                {"'state_dict_fp32/data/0' appears twice"}},
-        BadCase{"NoDataPkl",
-                [] {
-                    return build_zip({{"a/b.txt", "x"}});
-                },
-                {"no '<dir>/data.pkl' entry", "a/b.txt"}},
-        BadCase{"TwoDataPkl",
-                [] {
-                    return build_zip({{"a/data.pkl", "."}, {"b/data.pkl", "."}});
-                },
-                {"several top-level data.pkl entries", "expected exactly one"}},
-        BadCase{"BigEndian",
-                [] { return fixture_with([](auto& e) {
-                         e.push_back({"state_dict_fp32/byteorder", "big"});
-                     }); },
-                {"big-endian"}},
-        BadCase{"CentralDirectoryPastEnd",
-                [] {
-                    auto z = build_zip({{"a/data.pkl", "."}});
-                    z[z.size() - 6 + 3] = 0x70;  // cd offset's high byte
-                    return z;
-                },
-                {"central directory", "runs past the end of the file"}},
-        BadCase{"LocalHeaderMissing",
-                [] {
-                    auto z = build_zip({{"a/data.pkl", "."}});
-                    z[0] = 'Q';
-                    return z;
-                },
-                {"entry 'a/data.pkl': no local header"}},
-        BadCase{"Zip64MarkersWithoutLocator",
-                [] {
-                    auto z = build_zip({{"a/data.pkl", "."}});
-                    for (std::size_t i = 6; i > 2; --i) z[z.size() - i] = '\xff';  // cd offset
-                    return z;
-                },
-                {"ZIP64 markers", "no ZIP64 locator"}},
-        BadCase{"ViewPastStorage",
-                [] {
-                    return with_pkl(dict_pickle({{"w", rebuild_v2("FloatStorage", "0", 2, 1, {2}, {1})}}));
-                },
-                {"tensor 'w' (storage_offset 1, size [2], stride [1]) reaches past its storage "
-                 "'archive/data/0' of 2 Float elements"}},
-        BadCase{"RootNotDict",
-                [] { return with_pkl("\x80\x02K\x01."); },
-                {"'archive/data.pkl' holds a Python int, expected a dict"}},
-        BadCase{"StackUnderflow",
-                [] { return with_pkl("\x80\x02."); },
-                {"bad.pth:archive/data.pkl", "at byte 2", "stack underflow"}},
-        BadCase{"BadMemoIndex", [] { return with_pkl("\x80\x02}h\x05."); }, {"memo index 5 was never stored"}},
-        BadCase{"UnknownOpcode",
-                [] { return with_pkl("\x80\x02}\xff."); },
-                {"opcode 0xff", "unknown or unsupported opcode"}},
-        BadCase{"TextProtocolOpcode",
-                [] { return with_pkl("\x80\x02I1\n."); },
-                {"opcode 0x49 ('I')", "text protocols 0/1 are not supported"}},
-        BadCase{"AbsurdLength",
-                [] { return with_pkl("\x80\x02X\xff\xff\xff\x7f"); },
-                {"needs 2147483647 bytes of BINUNICODE but only 0 remain"}},
-        BadCase{"NoStop", [] { return with_pkl("\x80\x02}"); }, {"without a STOP"}},
-        BadCase{"Protocol6", [] { return with_pkl("\x80\x06}."); }, {"pickle protocol 6 (at most 5 supported)"}},
-        BadCase{"HugeInteger",
-                [] { return with_pkl("\x80\x02\x8a\x09" + std::string(9, '\1') + "."); },
-                {"integer of 9 bytes does not fit in 64 bits"}},
-        BadCase{"SetitemOnList",
-                [] { return with_pkl("\x80\x02]K\x01K\x02s."); },
-                {"the target of SETITEM(S) must be a dict, got a list"}},
-        BadCase{
+        PthBadCase{"MissingStorageEntry",
+                   [] { return fixture_with([](auto& e) { e.erase(e.begin() + 2); }); },
+                   {"tensor 'conv.bias'", "no entry 'state_dict_fp32/data/1'"}},
+        PthBadCase{"StorageTooSmall",
+                   [] { return fixture_with([](auto& e) { e[1].data.resize(8); }); },
+                   {"'state_dict_fp32/data/0' has 8 bytes, expected 16 Float elements"}},
+        PthBadCase{"CorruptCrc",
+                   [] {
+                       auto z = fixture_with([](auto&) {});
+                       z[z.find("collections") + 2] = 'X';  // inside data.pkl, after the CRC
+                       return z;
+                   },
+                   {"'state_dict_fp32/data.pkl' is corrupt: CRC-32"}},
+        PthBadCase{"CompressedEntry",
+                   [] { return fixture_with([](auto& e) { e[0].method = 8; }); },
+                   {"'state_dict_fp32/data.pkl' is compressed (method 8), expected stored"}},
+        PthBadCase{"DuplicateEntry",
+                   [] { return fixture_with([](auto& e) { e.push_back(e[1]); }); },
+                   {"'state_dict_fp32/data/0' appears twice"}},
+        PthBadCase{"NoDataPkl",
+                   [] {
+                       return build_zip({{"a/b.txt", "x"}});
+                   },
+                   {"no '<dir>/data.pkl' entry", "a/b.txt"}},
+        PthBadCase{"TwoDataPkl",
+                   [] {
+                       return build_zip({{"a/data.pkl", "."}, {"b/data.pkl", "."}});
+                   },
+                   {"several top-level data.pkl entries", "expected exactly one"}},
+        PthBadCase{"BigEndian",
+                   [] { return fixture_with([](auto& e) {
+                            e.push_back({"state_dict_fp32/byteorder", "big"});
+                        }); },
+                   {"big-endian"}},
+        PthBadCase{"CentralDirectoryPastEnd",
+                   [] {
+                       auto z = build_zip({{"a/data.pkl", "."}});
+                       z[z.size() - 6 + 3] = 0x70;  // cd offset's high byte
+                       return z;
+                   },
+                   {"central directory", "runs past the end of the file"}},
+        PthBadCase{"LocalHeaderMissing",
+                   [] {
+                       auto z = build_zip({{"a/data.pkl", "."}});
+                       z[0] = 'Q';
+                       return z;
+                   },
+                   {"entry 'a/data.pkl': no local header"}},
+        PthBadCase{"Zip64MarkersWithoutLocator",
+                   [] {
+                       auto z = build_zip({{"a/data.pkl", "."}});
+                       for (std::size_t i = 6; i > 2; --i) z[z.size() - i] = '\xff';  // cd offset
+                       return z;
+                   },
+                   {"ZIP64 markers", "no ZIP64 locator"}},
+        PthBadCase{"ViewPastStorage",
+                   [] {
+                       return with_pkl(dict_pickle({{"w", rebuild_v2("FloatStorage", "0", 2, 1, {2}, {1})}}));
+                   },
+                   {"tensor 'w' (storage_offset 1, size [2], stride [1]) reaches past its storage "
+                    "'archive/data/0' of 2 Float elements"}},
+        PthBadCase{"RootNotDict",
+                   [] { return with_pkl("\x80\x02K\x01."); },
+                   {"'archive/data.pkl' holds a Python int, expected a dict"}},
+        PthBadCase{"StackUnderflow",
+                   [] { return with_pkl("\x80\x02."); },
+                   {"bad.pth:archive/data.pkl", "at byte 2", "stack underflow"}},
+        PthBadCase{"BadMemoIndex", [] { return with_pkl("\x80\x02}h\x05."); }, {"memo index 5 was never stored"}},
+        PthBadCase{"UnknownOpcode",
+                   [] { return with_pkl("\x80\x02}\xff."); },
+                   {"opcode 0xff", "unknown or unsupported opcode"}},
+        PthBadCase{"TextProtocolOpcode",
+                   [] { return with_pkl("\x80\x02I1\n."); },
+                   {"opcode 0x49 ('I')", "text protocols 0/1 are not supported"}},
+        PthBadCase{"AbsurdLength",
+                   [] { return with_pkl("\x80\x02X\xff\xff\xff\x7f"); },
+                   {"needs 2147483647 bytes of BINUNICODE but only 0 remain"}},
+        PthBadCase{"NoStop", [] { return with_pkl("\x80\x02}"); }, {"without a STOP"}},
+        PthBadCase{"Protocol6", [] { return with_pkl("\x80\x06}."); }, {"pickle protocol 6 (at most 5 supported)"}},
+        PthBadCase{"HugeInteger",
+                   [] { return with_pkl("\x80\x02\x8a\x09" + std::string(9, '\1') + "."); },
+                   {"integer of 9 bytes does not fit in 64 bits"}},
+        PthBadCase{"SetitemOnList",
+                   [] { return with_pkl("\x80\x02]K\x01K\x02s."); },
+                   {"the target of SETITEM(S) must be a dict, got a list"}},
+        PthBadCase{
             "CallAString", [] { return with_pkl(std::string("\x80\x02") + uni("x") + ")R."); }, {"cannot call a str"}},
-        BadCase{"ForbiddenStackGlobal",
-                [] {
-                    return with_pkl(
-                        std::string("\x80\x04\x8c\x08"
-                                    "builtins\x8c\x04"
-                                    "eval\x93."));
-                },
-                {"forbidden global 'builtins.eval'", "refusing to load"}},
-        BadCase{"UnsupportedStorage",
-                [] {
-                    return with_pkl(dict_pickle({{"w", rebuild_v2("QInt8Storage", "0", 2, 0, {2}, {1})}}));
-                },
-                {"unsupported storage type 'torch.QInt8Storage'"}},
-        BadCase{"BadPersistentId",
-                [] {
-                    const auto t = global("torch._utils", "_rebuild_tensor_v2") + "(K\x01Q" + bin_int(0) + ints({1}) +
-                                   ints({1}) + "\x89" + kEmptyHooks + "tR";
-                    return with_pkl(dict_pickle({{"w", t}}));
-                },
-                {"tensor 'w' in 'archive/data.pkl': persistent id must be a tuple ('storage'"}},
-        BadCase{"StorageNotPersistent",
-                [] {
-                    const auto t = global("torch._utils", "_rebuild_tensor_v2") + "(K\x01" + bin_int(0) + ints({1}) +
-                                   ints({1}) + "\x89" + kEmptyHooks + "tR";
-                    return with_pkl(dict_pickle({{"w", t}}));
-                },
-                {"tensor 'w'", "the storage argument must be a persistent id, got a int"}},
-        BadCase{"WrongRebuildArity",
-                [] {
-                    return with_pkl(dict_pickle({{"w", global("torch._utils", "_rebuild_tensor_v2") + ")R"}}));
-                },
-                {"tensor 'w'", "torch._utils._rebuild_tensor_v2 takes 6 to 7 arguments, got 0"}},
-        BadCase{"RebuildCallAsRoot",
-                [] { return with_pkl(global("torch._utils", "_rebuild_tensor_v2") + ")R."); },
-                {"'archive/data.pkl' holds a Python call, expected a dict"}},
-        BadCase{"CallAType",
-                [] { return with_pkl(global("torch", "FloatStorage") + ")R."); },
-                {"cannot call a global (torch.FloatStorage is a type, not a function)"}},
-        BadCase{"SizeStrideMismatch",
-                [] {
-                    return with_pkl(dict_pickle({{"w", rebuild_v2("FloatStorage", "0", 2, 0, {2}, {1, 1})}}));
-                },
-                {"size has 1 dimensions but stride has 2"}},
-        BadCase{"DuplicateFlattenedKey",
-                [] {
-                    return with_pkl(dict_pickle({{"a.b", kT}, {"a", "}" + uni("b") + kT + "s"}}));
-                },
-                {"key 'a.b' occurs twice"}},
-        BadCase{
+        PthBadCase{"ForbiddenStackGlobal",
+                   [] {
+                       return with_pkl(
+                           std::string("\x80\x04\x8c\x08"
+                                       "builtins\x8c\x04"
+                                       "eval\x93."));
+                   },
+                   {"forbidden global 'builtins.eval'", "refusing to load"}},
+        PthBadCase{"UnsupportedStorage",
+                   [] {
+                       return with_pkl(dict_pickle({{"w", rebuild_v2("QInt8Storage", "0", 2, 0, {2}, {1})}}));
+                   },
+                   {"unsupported storage type 'torch.QInt8Storage'"}},
+        PthBadCase{"BadPersistentId",
+                   [] {
+                       const auto t = global("torch._utils", "_rebuild_tensor_v2") + "(K\x01Q" + bin_int(0) +
+                                      ints({1}) + ints({1}) + "\x89" + kEmptyHooks + "tR";
+                       return with_pkl(dict_pickle({{"w", t}}));
+                   },
+                   {"tensor 'w' in 'archive/data.pkl': persistent id must be a tuple ('storage'"}},
+        PthBadCase{"StorageNotPersistent",
+                   [] {
+                       const auto t = global("torch._utils", "_rebuild_tensor_v2") + "(K\x01" + bin_int(0) + ints({1}) +
+                                      ints({1}) + "\x89" + kEmptyHooks + "tR";
+                       return with_pkl(dict_pickle({{"w", t}}));
+                   },
+                   {"tensor 'w'", "the storage argument must be a persistent id, got a int"}},
+        PthBadCase{"WrongRebuildArity",
+                   [] {
+                       return with_pkl(dict_pickle({{"w", global("torch._utils", "_rebuild_tensor_v2") + ")R"}}));
+                   },
+                   {"tensor 'w'", "torch._utils._rebuild_tensor_v2 takes 6 to 7 arguments, got 0"}},
+        PthBadCase{"RebuildCallAsRoot",
+                   [] { return with_pkl(global("torch._utils", "_rebuild_tensor_v2") + ")R."); },
+                   {"'archive/data.pkl' holds a Python call, expected a dict"}},
+        PthBadCase{"CallAType",
+                   [] { return with_pkl(global("torch", "FloatStorage") + ")R."); },
+                   {"cannot call a global (torch.FloatStorage is a type, not a function)"}},
+        PthBadCase{"SizeStrideMismatch",
+                   [] {
+                       return with_pkl(dict_pickle({{"w", rebuild_v2("FloatStorage", "0", 2, 0, {2}, {1, 1})}}));
+                   },
+                   {"size has 1 dimensions but stride has 2"}},
+        PthBadCase{"DuplicateFlattenedKey",
+                   [] {
+                       return with_pkl(dict_pickle({{"a.b", kT}, {"a", "}" + uni("b") + kT + "s"}}));
+                   },
+                   {"key 'a.b' occurs twice"}},
+        PthBadCase{
             "BuildOnList", [] { return with_pkl("\x80\x02]}b."); }, {"BUILD (setstate) on a list is not supported"}}),
     [](const auto& info) { return std::string(info.param.name); });
 

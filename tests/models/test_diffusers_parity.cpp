@@ -35,7 +35,7 @@ using namespace ipa::models::wan;
 
 namespace {
 
-const fs::path kDir = fs::path(IPA_FIXTURES_DIR) / "diffusers";
+const fs::path kDiffusersDir = fs::path(IPA_FIXTURES_DIR) / "diffusers";
 
 struct Expected {
     std::string name;
@@ -71,7 +71,7 @@ class DiffusersParity : public ::testing::TestWithParam<Expected> {};
 
 TEST_P(DiffusersParity, SavePretrainedFolderIsDetectedAndLoadsStrictly) {
     const auto& e = GetParam();
-    const auto folder = kDir / e.name;
+    const auto folder = kDiffusersDir / e.name;
     const auto ckpt = ipa::io::Checkpoint::open(folder);  // the directory: its shard index
     EXPECT_EQ(static_cast<int>(ckpt.files().size()), e.shards);
     EXPECT_EQ(detect_key_format(ckpt), "diffusers");
@@ -97,10 +97,10 @@ TEST_P(DiffusersParity, SavePretrainedFolderIsDetectedAndLoadsStrictly) {
 
 TEST_P(DiffusersParity, Fp32ForwardMatchesDiffusersWithinTenTimesTheFloat64Floor) {
     const auto& e = GetParam();
-    const auto ckpt = ipa::io::Checkpoint::open(kDir / e.name);
+    const auto ckpt = ipa::io::Checkpoint::open(kDiffusersDir / e.name);
     auto model = make_wan_model(WanConfig::detect(ckpt));
     load_wan_weights(*model, ckpt);
-    const auto io = ipa::io::SafetensorsFile::open(kDir / (e.name + ".io.safetensors"));
+    const auto io = ipa::io::SafetensorsFile::open(kDiffusersDir / (e.name + ".io.safetensors"));
     torch::NoGradGuard g;
     const auto out = model->forward(wan_inputs_from(io));
     const auto ref32 = io.tensor("out");
@@ -123,11 +123,11 @@ TEST_P(DiffusersParity, Fp64ForwardMatchesDiffusersFloat64) {
     // diffusers' float64 run is widened (no float32 casts, sinusoid in float64), so it is the
     // same float64 function as ipa's fp64 path: they agree far below the float32 floor.
     const auto& e = GetParam();
-    const auto ckpt = ipa::io::Checkpoint::open(kDir / e.name);
+    const auto ckpt = ipa::io::Checkpoint::open(kDiffusersDir / e.name);
     auto model = make_wan_model(WanConfig::detect(ckpt));
     load_wan_weights(*model, ckpt);
     model->set_dtype(torch::kDouble);
-    const auto io = ipa::io::SafetensorsFile::open(kDir / (e.name + ".io.safetensors"));
+    const auto io = ipa::io::SafetensorsFile::open(kDiffusersDir / (e.name + ".io.safetensors"));
     torch::NoGradGuard g;
     const auto out = model->forward(wan_inputs_from(io));
     ASSERT_EQ(out.scalar_type(), torch::kDouble);
@@ -141,7 +141,7 @@ TEST_P(DiffusersParity, Fp64ForwardMatchesDiffusersFloat64) {
 TEST(DiffusersConfig, HeadCountComesFromConfigJsonAndMustMatchTheShapes) {
     const auto tmp = fs::temp_directory_path() / ("ipa_diffusers_cfg_" + std::to_string(::getpid()));
     fs::remove_all(tmp);
-    fs::copy(kDir / "wan_t2v", tmp);
+    fs::copy(kDiffusersDir / "wan_t2v", tmp);
     const auto config = tmp / "config.json";
     std::string text;
     {

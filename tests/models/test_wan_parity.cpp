@@ -24,7 +24,7 @@ using namespace ipa::models::wan;
 
 namespace {
 
-const fs::path kDir = fs::path(IPA_FIXTURES_DIR) / "wan";
+const fs::path kWanDir = fs::path(IPA_FIXTURES_DIR) / "wan";
 
 struct Case {
     std::string name;
@@ -32,8 +32,8 @@ struct Case {
 
 std::vector<std::string> cases(const std::string& with_file = ".io.safetensors") {
     std::vector<std::string> out;
-    if (!fs::exists(kDir)) return out;
-    for (const auto& e : fs::directory_iterator(kDir)) {
+    if (!fs::exists(kWanDir)) return out;
+    for (const auto& e : fs::directory_iterator(kWanDir)) {
         const auto n = e.path().filename().string();
         const std::string& suffix = with_file;
         if (n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0) {
@@ -50,10 +50,10 @@ class WanParity : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(WanParity, Fp32ForwardMatchesUpstreamWithinTenTimesTheFloat64Floor) {
     const auto name = GetParam();
-    const auto cfg = WanConfig::load(kDir / (name + ".yaml"));
+    const auto cfg = WanConfig::load(kWanDir / (name + ".yaml"));
     auto model = make_wan_model(cfg);
-    load_wan_weights(*model, ipa::io::Checkpoint::open(kDir / (name + ".weights.safetensors")));
-    const auto io = ipa::io::SafetensorsFile::open(kDir / (name + ".io.safetensors"));
+    load_wan_weights(*model, ipa::io::Checkpoint::open(kWanDir / (name + ".weights.safetensors")));
+    const auto io = ipa::io::SafetensorsFile::open(kWanDir / (name + ".io.safetensors"));
     torch::NoGradGuard g;
     const auto out = model->forward(wan_inputs_from(io));
     const auto ref32 = io.tensor("out");
@@ -77,11 +77,11 @@ TEST_P(WanParity, Fp64ForwardMatchesUpstreamFloat64) {
     // float64 run to float64 accuracy: far below the float32 floor. (This path is the
     // reference the trainer's float32 floors are measured against, see test_dist.)
     const auto name = GetParam();
-    const auto cfg = WanConfig::load(kDir / (name + ".yaml"));
+    const auto cfg = WanConfig::load(kWanDir / (name + ".yaml"));
     auto model = make_wan_model(cfg);
-    load_wan_weights(*model, ipa::io::Checkpoint::open(kDir / (name + ".weights.safetensors")));
+    load_wan_weights(*model, ipa::io::Checkpoint::open(kWanDir / (name + ".weights.safetensors")));
     model->set_dtype(torch::kDouble);
-    const auto io = ipa::io::SafetensorsFile::open(kDir / (name + ".io.safetensors"));
+    const auto io = ipa::io::SafetensorsFile::open(kWanDir / (name + ".io.safetensors"));
     torch::NoGradGuard g;
     const auto out = model->forward(wan_inputs_from(io));
     ASSERT_EQ(out.scalar_type(), torch::kDouble);
@@ -96,11 +96,11 @@ class WanGradParity : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(WanGradParity, GradientsMatchUpstream) {
     const auto name = GetParam();
-    const auto grads_file = kDir / (name + ".grads.safetensors");
-    const auto cfg = WanConfig::load(kDir / (name + ".yaml"));
+    const auto grads_file = kWanDir / (name + ".grads.safetensors");
+    const auto cfg = WanConfig::load(kWanDir / (name + ".yaml"));
     auto model = make_wan_model(cfg);
-    load_wan_weights(*model, ipa::io::Checkpoint::open(kDir / (name + ".weights.safetensors")));
-    const auto io = ipa::io::SafetensorsFile::open(kDir / (name + ".io.safetensors"));
+    load_wan_weights(*model, ipa::io::Checkpoint::open(kWanDir / (name + ".weights.safetensors")));
+    const auto io = ipa::io::SafetensorsFile::open(kWanDir / (name + ".io.safetensors"));
     const auto grads = ipa::io::SafetensorsFile::open(grads_file);
     for (bool ckpt : {false, true}) {
         model->zero_grad();

@@ -29,7 +29,7 @@ using namespace ipa::models::t5;
 
 namespace {
 
-const fs::path kDir = fs::path(IPA_FIXTURES_DIR) / "t5";
+const fs::path kEncoderDir = fs::path(IPA_FIXTURES_DIR) / "t5";
 
 /// bf16 bound: ours vs float64 within this multiple of upstream's recorded bf16 floor.
 constexpr double kBf16Factor = 2.0;
@@ -50,7 +50,7 @@ T5Config shared_cfg() {
 std::shared_ptr<T5EncoderImpl> load(const std::string& file, c10::ScalarType dtype) {
     T5LoadOptions o;
     o.dtype = dtype;
-    return load_t5_encoder(kDir / file, o);
+    return load_t5_encoder(kEncoderDir / file, o);
 }
 
 struct Errors {
@@ -64,7 +64,7 @@ Errors compare(const torch::Tensor& out, const torch::Tensor& ref32, const torch
 }
 
 TEST(T5Buckets, MatchUpstreamForEveryRelativePositionUpTo600) {
-    const auto f = ipa::io::SafetensorsFile::open(kDir / "buckets.safetensors");
+    const auto f = ipa::io::SafetensorsFile::open(kEncoderDir / "buckets.safetensors");
     const auto rel = f.tensor("rel_pos");
     for (auto [nb, md] : {std::pair<int64_t, int64_t>{32, 128}, {16, 40}}) {
         const auto ref = f.tensor("buckets_nb" + std::to_string(nb) + "_md" + std::to_string(md));
@@ -96,9 +96,10 @@ TEST(T5Encoder, WanKeyNamesAndConfigDetection) {
     EXPECT_EQ(keys.front(), "token_embedding.weight");
     EXPECT_EQ(keys.back(), "norm.weight");
     EXPECT_EQ(std::vector<std::string>(keys.begin() + 1, keys.begin() + 11), expect_block0);
-    const auto ckpt = ipa::io::Checkpoint::open(kDir / "tiny_umt5.pth");
+    const auto ckpt = ipa::io::Checkpoint::open(kEncoderDir / "tiny_umt5.pth");
     EXPECT_EQ(T5Config::detect(ckpt), T5Config::tiny());
-    EXPECT_EQ(T5Config::detect(ipa::io::Checkpoint::open(kDir / "tiny_shared.weights.safetensors")), shared_cfg());
+    EXPECT_EQ(T5Config::detect(ipa::io::Checkpoint::open(kEncoderDir / "tiny_shared.weights.safetensors")),
+              shared_cfg());
     // umT5-XXL on the meta device: 5,680,910,336 parameters (docs/wan-vace.md §1.1/§13). That total needs a
     // relative embedding in each of the 24 layers, i.e. 2 + 24 x 10 = 242 tensors (the spec's
     // "218 tensors" contradicts its own parameter total).
@@ -118,7 +119,7 @@ TEST_P(T5Parity, Fp32MatchesUpstreamWithinTenTimesTheFloat64Floor) {
     const auto name = GetParam();
     auto model = name == "enc_b2" ? load("tiny_umt5.pth", torch::kFloat)
                                   : load("tiny_shared.weights.safetensors", torch::kFloat);
-    const auto io = ipa::io::SafetensorsFile::open(kDir / (name + ".io.safetensors"));
+    const auto io = ipa::io::SafetensorsFile::open(kEncoderDir / (name + ".io.safetensors"));
     torch::NoGradGuard g;
     const auto out = model->forward(io.tensor("ids"), io.tensor("mask"));
     ASSERT_EQ(out.scalar_type(), torch::kFloat);
@@ -134,7 +135,7 @@ TEST_P(T5Parity, Bf16FollowsUpstreamDtypeFlow) {
     const auto name = GetParam();
     auto model = name == "enc_b2" ? load("tiny_umt5.pth", torch::kBFloat16)
                                   : load("tiny_shared.weights.safetensors", torch::kBFloat16);
-    const auto io = ipa::io::SafetensorsFile::open(kDir / (name + ".io.safetensors"));
+    const auto io = ipa::io::SafetensorsFile::open(kEncoderDir / (name + ".io.safetensors"));
     torch::NoGradGuard g;
     const auto out = model->forward(io.tensor("ids"), io.tensor("mask"));
     ASSERT_EQ(out.scalar_type(), torch::kBFloat16);
@@ -155,7 +156,7 @@ INSTANTIATE_TEST_SUITE_P(Upstream, T5Parity, ::testing::Values("enc_b2", "enc_sh
 
 TEST(T5Encoder, PaddingKeysDoNotInfluenceRealTokens) {
     auto model = load("tiny_umt5.pth", torch::kFloat);
-    const auto io = ipa::io::SafetensorsFile::open(kDir / "enc_b2.io.safetensors");
+    const auto io = ipa::io::SafetensorsFile::open(kEncoderDir / "enc_b2.io.safetensors");
     torch::NoGradGuard g;
     const auto ids = io.tensor("ids").narrow(0, 1, 1);  // 97 real tokens, 43 padding
     const auto mask = io.tensor("mask").narrow(0, 1, 1);
@@ -172,7 +173,7 @@ TEST(T5Encoder, PaddingKeysDoNotInfluenceRealTokens) {
 }
 
 TEST(T5TextEncoder, MatchesUpstreamT5EncoderModelCall) {
-    const auto io = ipa::io::SafetensorsFile::open(kDir / "text_encoder.io.safetensors");
+    const auto io = ipa::io::SafetensorsFile::open(kEncoderDir / "text_encoder.io.safetensors");
     const std::vector<std::string> prompts{"A woman dances in the rain.", "色调艳丽，过曝，静态，细节模糊不清，字幕",
                                            "A cat 🐱 dancing 💃🏽 &amp; more"};
     for (auto dtype : {torch::kFloat, torch::kBFloat16}) {
@@ -180,7 +181,7 @@ TEST(T5TextEncoder, MatchesUpstreamT5EncoderModelCall) {
             TextEncoderOptions o;
             o.dtype = dtype;
             o.trim_padding = trim;
-            TextEncoder enc(kDir / "tiny_umt5.pth", kDir, o);
+            TextEncoder enc(kEncoderDir / "tiny_umt5.pth", kEncoderDir, o);
             const auto outs = enc.encode(prompts);
             ASSERT_EQ(outs.size(), 3u);
             for (std::size_t i = 0; i < 3; ++i) {
@@ -209,7 +210,7 @@ TEST(T5TextEncoder, MatchesUpstreamT5EncoderModelCall) {
 }
 
 TEST(T5Loading, Bf16WeightsAreUsedZeroCopyFromTheMappedFile) {
-    const auto ckpt = ipa::io::Checkpoint::open(kDir / "tiny_umt5.pth");
+    const auto ckpt = ipa::io::Checkpoint::open(kEncoderDir / "tiny_umt5.pth");
     T5EncoderImpl model(T5Config::tiny(), torch::TensorOptions().dtype(torch::kBFloat16), /*initialize=*/false);
     load_t5_weights(model, ckpt);
     for (const auto& p : model.named_parameters()) {

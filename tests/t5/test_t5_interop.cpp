@@ -30,8 +30,8 @@ using namespace ipa::models::t5;
 
 namespace {
 
-const fs::path kDir = fs::path(IPA_FIXTURES_DIR) / "interop";
-const fs::path kFolder = kDir / "umt5_transformers";
+const fs::path kInteropDir = fs::path(IPA_FIXTURES_DIR) / "interop";
+const fs::path kFolder = kInteropDir / "umt5_transformers";
 
 T5Config expected_config() {
     T5Config c;
@@ -75,7 +75,7 @@ TEST(T5Interop, SavePretrainedFolderIsDetectedFromShapesAndConfigJson) {
 }
 
 TEST(T5InteropParity, EncoderWithAttentionMaskMatchesTransformers) {
-    const auto io = ipa::io::SafetensorsFile::open(kDir / "umt5_ids.io.safetensors");
+    const auto io = ipa::io::SafetensorsFile::open(kInteropDir / "umt5_ids.io.safetensors");
     auto model = load_fp32();
     torch::NoGradGuard g;
     const auto mask = io.tensor("mask");
@@ -92,7 +92,7 @@ TEST(T5InteropParity, EncoderWithAttentionMaskMatchesTransformers) {
 // The diffusers WanPipeline call: prompts tokenized to 512 with a mask by the transformers fast
 // tokenizer of tests/fixtures/t5/spiece.model, encoded, trimmed to the true lengths.
 TEST(T5InteropParity, TextEncoderPathMatchesTransformersTrimmedToTrueLengths) {
-    const auto io = ipa::io::SafetensorsFile::open(kDir / "umt5_prompts.io.safetensors");
+    const auto io = ipa::io::SafetensorsFile::open(kInteropDir / "umt5_prompts.io.safetensors");
     const auto prompts = nlohmann::json::parse(io.metadata().at("prompts")).get<std::vector<std::string>>();
     for (bool trim : {false, true}) {
         TextEncoderOptions o;

@@ -21,13 +21,13 @@ using ipa::test::error_of;
 
 namespace {
 
-const fs::path kDir = fs::path(IPA_FIXTURES_DIR) / "t5";
+const fs::path kLoadingDir = fs::path(IPA_FIXTURES_DIR) / "t5";
 
 #define EXPECT_HAS(msg, part) EXPECT_NE((msg).find(part), std::string::npos) << "message: " << (msg)
 
 /// The fixture's state dict as float32, Wan names.
 ipa::io::NamedTensors wan_tensors() {
-    const auto ckpt = ipa::io::Checkpoint::open(kDir / "tiny_umt5.pth");
+    const auto ckpt = ipa::io::Checkpoint::open(kLoadingDir / "tiny_umt5.pth");
     ipa::io::NamedTensors out;
     for (const auto& n : ckpt.names()) out.emplace_back(n, ckpt.get(n).to(torch::kFloat));
     return out;
@@ -51,7 +51,7 @@ std::string wan_to_hf(const std::string& k) {
 
 torch::Tensor run(T5EncoderImpl& m) {
     torch::NoGradGuard g;
-    const auto io = ipa::io::SafetensorsFile::open(kDir / "enc_b2.io.safetensors");
+    const auto io = ipa::io::SafetensorsFile::open(kLoadingDir / "enc_b2.io.safetensors");
     return m.forward(io.tensor("ids"), io.tensor("mask"));
 }
 
@@ -70,7 +70,7 @@ TEST(T5Loading, HuggingFaceNamesLoadToTheSameModel) {
     o.dtype = torch::kFloat;
     auto from_hf = load_t5_encoder(dir.path / "hf.safetensors", o);
     EXPECT_EQ(from_hf->config(), T5Config::tiny());
-    auto from_pth = load_t5_encoder(kDir / "tiny_umt5.pth", o);
+    auto from_pth = load_t5_encoder(kLoadingDir / "tiny_umt5.pth", o);
     EXPECT_TRUE(torch::equal(run(*from_hf), run(*from_pth)));
     EXPECT_EQ(t5_key_to_wan("lm_head.weight"), std::nullopt);
     EXPECT_EQ(t5_key_to_wan("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", true).value(),
@@ -110,7 +110,7 @@ TEST(T5Loading, StrictErrorsNameTheFileAndTheKeys) {
     EXPECT_HAS(msg, "blocks.0.attn.extra.weight");
     // truncated .pth
     const auto trunc = dir.path / "truncated.pth";
-    fs::copy_file(kDir / "tiny_umt5.pth", trunc);
+    fs::copy_file(kLoadingDir / "tiny_umt5.pth", trunc);
     fs::resize_file(trunc, fs::file_size(trunc) / 2);
     msg = error_of([&] { load_t5_encoder(trunc); });
     EXPECT_HAS(msg, trunc.string());
@@ -127,19 +127,19 @@ TEST(T5Loading, StrictErrorsNameTheFileAndTheKeys) {
     EXPECT_HAS(msg, (dir.path / "other.safetensors").string());
     o = {};
     o.dtype = torch::kInt;
-    EXPECT_HAS(error_of([&] { load_t5_encoder(kDir / "tiny_umt5.pth", o); }), "not supported");
+    EXPECT_HAS(error_of([&] { load_t5_encoder(kLoadingDir / "tiny_umt5.pth", o); }), "not supported");
 }
 
 TEST(T5Context, WritesAndValidatesContextFiles) {
     ipa::test::TempDir dir("t5ctx");
     const auto out = dir.path / "ctx.safetensors";
     const std::vector<std::string> prompts{"A woman dances in the rain.", "色调艳丽，过曝"};
-    encode_prompts_to_file(kDir / "tiny_umt5.pth", kDir, prompts, out, torch::kCPU, torch::kFloat);
+    encode_prompts_to_file(kLoadingDir / "tiny_umt5.pth", kLoadingDir, prompts, out, torch::kCPU, torch::kFloat);
     const auto ctx = load_contexts_safetensors(out, 32);
     ASSERT_EQ(ctx.size(), 2u);
     TextEncoderOptions o;
     o.dtype = torch::kFloat;
-    TextEncoder enc(kDir / "tiny_umt5.pth", kDir, o);
+    TextEncoder enc(kLoadingDir / "tiny_umt5.pth", kLoadingDir, o);
     for (std::size_t i = 0; i < 2; ++i) {
         const auto ref = enc.encode({prompts[i]})[0];
         EXPECT_TRUE(torch::equal(ctx[i], ref)) << i;
@@ -153,7 +153,8 @@ TEST(T5Context, WritesAndValidatesContextFiles) {
 
     // one prompt -> `context` [L, dim]
     const auto one = dir.path / "one.safetensors";
-    encode_prompts_to_file(kDir / "tiny_umt5.pth", kDir, {prompts[0]}, one, torch::kCPU, torch::kBFloat16);
+    encode_prompts_to_file(kLoadingDir / "tiny_umt5.pth", kLoadingDir, {prompts[0]}, one, torch::kCPU,
+                           torch::kBFloat16);
     const auto c1 = load_context_safetensors(one, 32);
     EXPECT_EQ(c1.scalar_type(), torch::kBFloat16);
     EXPECT_EQ(c1.size(0), 9);  // 8 pieces + EOS (fixture tokenizer)
@@ -209,7 +210,7 @@ TEST(T5Config, ValidationPresetsAndVocabularyCheck) {
     auto small = T5Config::tiny();
     small.vocab = 100;  // the fixture tokenizer has 600 pieces
     auto m = std::make_shared<T5EncoderImpl>(small);
-    EXPECT_HAS(error_of([&] { TextEncoder(m, T5Tokenizer::load(kDir)); }), "embeds only 100 ids");
+    EXPECT_HAS(error_of([&] { TextEncoder(m, T5Tokenizer::load(kLoadingDir)); }), "embeds only 100 ids");
 }
 
 }  // namespace

@@ -21,11 +21,11 @@ using ipa::test::error_of;
 
 namespace {
 
-const fs::path kDir = fs::path(IPA_FIXTURES_DIR) / "t5";
+const fs::path kTokenizerDir = fs::path(IPA_FIXTURES_DIR) / "t5";
 
 const nlohmann::json& cases() {
     static const nlohmann::json j = [] {
-        std::ifstream f(kDir / "tokenizer_cases.json");
+        std::ifstream f(kTokenizerDir / "tokenizer_cases.json");
         return nlohmann::json::parse(f);
     }();
     return j;
@@ -65,7 +65,7 @@ TEST(T5Cleaning, WhitespaceSetsMatchPythonForEveryCodePoint) {
 }
 
 TEST(T5Tokenizer, IdsAndLengthsMatchSentencePiecePython) {
-    const auto tok = T5Tokenizer::load(kDir);
+    const auto tok = T5Tokenizer::load(kTokenizerDir);
     EXPECT_EQ(tok.vocab_size(), 600);
     std::vector<std::string> prompts;
     std::vector<std::vector<int64_t>> expected;
@@ -95,7 +95,7 @@ TEST(T5Tokenizer, IdsAndLengthsMatchSentencePiecePython) {
 }
 
 TEST(T5Tokenizer, TruncatesLikeHuggingFaceKeepingTheEos) {
-    const auto tok = T5Tokenizer::load(kDir / "spiece.model");
+    const auto tok = T5Tokenizer::load(kTokenizerDir / "spiece.model");
     for (const auto& c : cases()["tokenizer"]) {
         const auto name = c["name"].get<std::string>();
         const auto ids = tok.encode(c["prompt"].get<std::string>());
@@ -111,7 +111,7 @@ TEST(T5Tokenizer, TruncatesLikeHuggingFaceKeepingTheEos) {
         EXPECT_EQ(ids.back(), T5Tokenizer::kEosId) << name;
     }
     // A short text_len truncates the same way: text_len - 1 pieces + EOS.
-    const auto short_tok = T5Tokenizer::load(kDir, 8);
+    const auto short_tok = T5Tokenizer::load(kTokenizerDir, 8);
     const auto full = tok.encode("a a a a a a a a a a a a");
     const auto cut = short_tok.encode("a a a a a a a a a a a a");
     ASSERT_EQ(cut.size(), 8u);
@@ -129,7 +129,7 @@ TEST(T5Tokenizer, BadInputGivesClearErrors) {
     const auto msg = error_of([&] { T5Tokenizer::load(dir.path); });
     EXPECT_NE(msg.find("cannot read SentencePiece model"), std::string::npos) << msg;
     EXPECT_NE(msg.find((dir.path / "spiece.model").string()), std::string::npos) << msg;
-    const auto tok = T5Tokenizer::load(kDir);
+    const auto tok = T5Tokenizer::load(kTokenizerDir);
     const auto bad = error_of([&] { tok({"fine", std::string("bad \xff byte")}); });
     EXPECT_NE(bad.find("prompt 1"), std::string::npos) << bad;
     EXPECT_NE(bad.find("UTF-8"), std::string::npos) << bad;

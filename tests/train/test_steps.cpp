@@ -15,7 +15,7 @@
 #include "ipa/train/config.h"
 #include "ipa/train/steps.h"
 #include "ipa/train/trainer.h"
-#include "test_util.h"
+#include "train_test_util.h"
 
 namespace fs = std::filesystem;
 using namespace ipa::train;
@@ -23,25 +23,13 @@ namespace wan = ipa::models::wan;
 
 namespace {
 
-const fs::path kSource = IPA_SOURCE_DIR;
+using ipa::test::kSourceDir;
+using ipa::test::quiet;
+using ipa::test::tiny_config;
 
-struct TempDir : ipa::test::TempDir {
-    TempDir() : ipa::test::TempDir("ipa_steps") {}
+struct StepsDir : ipa::test::TempDir {
+    StepsDir() : ipa::test::TempDir("ipa_steps") {}
 };
-
-TrainConfig tiny_config(const fs::path& dir, int64_t steps, const std::vector<std::string>& more = {}) {
-    std::vector<std::string> o{"model.config=" + (kSource / "configs/models/tiny.yaml").string(),
-                               "data.cache_dir=" + (dir / "cache").string(), "checkpoint.dir=" + (dir / "run").string(),
-                               "train.steps=" + std::to_string(steps)};
-    o.insert(o.end(), more.begin(), more.end());
-    return TrainConfig::load(kSource / "configs/train/tiny-cpu.yaml", o);
-}
-
-TrainHooks quiet() {
-    TrainHooks h;
-    h.progress = false;
-    return h;
-}
 
 /// A synthetic pair cache of the tiny config's sizes.
 ipa::data::CacheIndex pair_cache(const fs::path& dir, const TrainConfig& cfg, bool pairs = true) {
@@ -104,7 +92,7 @@ void expect_bitwise(const StepOutcome& a, const StepOutcome& b, const std::strin
 }  // namespace
 
 TEST(TrainSteps, SharedReferenceWorkIsBitwiseExact) {
-    TempDir dir;
+    StepsDir dir;
     // Every combination that changes what may be shared: loss kind, checkpointing, where the
     // adapters sit (main only: embeddings + hints + cross K/V shared; all: hints recomputed;
     // cross-attention targets: K/V recomputed).
@@ -139,7 +127,7 @@ TEST(TrainSteps, SharedReferenceWorkIsBitwiseExact) {
 }
 
 TEST(TrainSteps, DpoOnPairsRaisesTheMarginAndResumesExactly) {
-    TempDir a, b;
+    StepsDir a, b;
     const std::vector<std::string> dpo{"loss.kind=dpo", "loss.beta=2000", "optim.lr=2e-3"};
     auto cfg = tiny_config(a.path, 30, dpo);
     const auto r = run_training(cfg, ipa::RunContext{}, quiet());
@@ -179,7 +167,7 @@ TEST(TrainSteps, DpoOnPairsRaisesTheMarginAndResumesExactly) {
 }
 
 TEST(TrainSteps, DpoNeedsPairsAndOtherLossesTrainOnWinners) {
-    TempDir dir;
+    StepsDir dir;
     auto cfg = tiny_config(dir.path, 2, {"loss.kind=dpo"});
     pair_cache(dir.path / "cache", cfg, /*pairs=*/false);
     try {
@@ -188,14 +176,14 @@ TEST(TrainSteps, DpoNeedsPairsAndOtherLossesTrainOnWinners) {
     } catch (const ipa::DataError& e) {
         EXPECT_NE(std::string(e.what()).find("ipa-curate pairs"), std::string::npos) << e.what();
     }
-    TempDir pairs;
+    StepsDir pairs;
     auto ipa_cfg = tiny_config(pairs.path, 2, {"loss.kind=ipa"});
     pair_cache(pairs.path / "cache", ipa_cfg);
     EXPECT_EQ(run_training(ipa_cfg, ipa::RunContext{}, quiet()).final_step, 2);
 }
 
 TEST(TrainSteps, SampleStreamValidatesEachFileOnceAndContinuesTheOrder) {
-    TempDir dir;
+    StepsDir dir;
     const auto cfg = tiny_config(dir.path, 1);
     const auto index = pair_cache(dir.path / "cache", cfg, false);
     RunState state;

@@ -16,36 +16,24 @@
 #include "ipa/io/safetensors.h"
 #include "ipa/train/config.h"
 #include "ipa/train/trainer.h"
-#include "test_util.h"
+#include "train_test_util.h"
 
 namespace fs = std::filesystem;
 using namespace ipa::train;
 
 namespace {
 
-const fs::path kSource = IPA_SOURCE_DIR;
+using ipa::test::kSourceDir;
+using ipa::test::quiet;
+using ipa::test::tiny_config;
 
-struct TempDir : ipa::test::TempDir {
-    TempDir() : ipa::test::TempDir("ipa_train") {}
+struct TrainDir : ipa::test::TempDir {
+    TrainDir() : ipa::test::TempDir("ipa_train") {}
 };
-
-TrainConfig tiny_config(const fs::path& dir, int64_t steps) {
-    auto cfg = TrainConfig::load(kSource / "configs/train/tiny-cpu.yaml",
-                                 {"model.config=" + (kSource / "configs/models/tiny.yaml").string(),
-                                  "data.cache_dir=" + (dir / "cache").string(),
-                                  "checkpoint.dir=" + (dir / "run").string(), "train.steps=" + std::to_string(steps)});
-    return cfg;
-}
-
-TrainHooks quiet() {
-    TrainHooks h;
-    h.progress = false;
-    return h;
-}
 
 std::string config_error(const std::vector<std::string>& overrides) {
     try {
-        TrainConfig::load(kSource / "configs/train/tiny-cpu.yaml", overrides);
+        TrainConfig::load(kSourceDir / "configs/train/tiny-cpu.yaml", overrides);
     } catch (const ipa::ConfigError& e) {
         return e.what();
     }
@@ -53,14 +41,14 @@ std::string config_error(const std::vector<std::string>& overrides) {
 }
 
 TEST(TrainConfig, ShippedConfigsParseWithThePaperSettings) {
-    const auto paper = TrainConfig::load(kSource / "configs/train/ipa-vace-14b-8gpu.yaml");
+    const auto paper = TrainConfig::load(kSourceDir / "configs/train/ipa-vace-14b-8gpu.yaml");
     EXPECT_EQ(paper.lora.rank, 128);
     EXPECT_EQ(paper.lora.targets, (std::vector<std::string>{"self_attn.q", "self_attn.k", "self_attn.v"}));
     EXPECT_DOUBLE_EQ(paper.loss.beta, 600.0);
     EXPECT_DOUBLE_EQ(paper.loss.hand_weight, 10.0);
     EXPECT_EQ(paper.train.steps, 1000);
     EXPECT_EQ(paper.model.dtype, "bf16");
-    const auto tiny = TrainConfig::load(kSource / "configs/train/tiny-cpu.yaml");
+    const auto tiny = TrainConfig::load(kSourceDir / "configs/train/tiny-cpu.yaml");
     EXPECT_EQ(tiny.data.synthetic, 8);
     // The resolved YAML parses back to the same values.
     const auto again = TrainConfig::from_yaml(ipa::ConfigReader::load_string(paper.to_yaml(), "resolved.yaml"));
@@ -68,7 +56,7 @@ TEST(TrainConfig, ShippedConfigsParseWithThePaperSettings) {
 }
 
 TEST(TrainConfig, OverridesAndErrorsNameTheKeyPath) {
-    const auto cfg = TrainConfig::load(kSource / "configs/train/tiny-cpu.yaml", {"optim.lr=5e-5", "train.steps=7"});
+    const auto cfg = TrainConfig::load(kSourceDir / "configs/train/tiny-cpu.yaml", {"optim.lr=5e-5", "train.steps=7"});
     EXPECT_DOUBLE_EQ(cfg.optim.lr, 5e-5);
     EXPECT_EQ(cfg.train.steps, 7);
     EXPECT_NE(config_error({"optim.lrr=1"}).find("'optim.lrr'"), std::string::npos);
@@ -83,16 +71,16 @@ TEST(TrainConfig, OverridesAndErrorsNameTheKeyPath) {
     EXPECT_NE(config_error({"model.dtype=fp8"}).find("model.dtype"), std::string::npos);
     EXPECT_NE(config_error({"data.mask_shape=circle"}).find("data.mask_shape"), std::string::npos);
     EXPECT_NE(config_error({"data.manifest=train.csv"}).find("data.synthetic"), std::string::npos);  // both set
-    const auto curated = TrainConfig::load(kSource / "configs/train/tiny-curated.yaml");
+    const auto curated = TrainConfig::load(kSourceDir / "configs/train/tiny-curated.yaml");
     EXPECT_EQ(curated.data.manifest, "demo-out/train.csv");
     EXPECT_EQ(curated.data.synthetic, 0);
     for (const auto& f : {curated.model.vae, curated.model.text_encoder, curated.model.tokenizer}) {
-        EXPECT_TRUE(fs::exists(kSource / f)) << f;  // the demo's tiny encoders are the test fixtures
+        EXPECT_TRUE(fs::exists(kSourceDir / f)) << f;  // the demo's tiny encoders are the test fixtures
     }
 }
 
 TEST(Trainer, TinyIpaRunRaisesTheGapAndLowersTheLoss) {
-    TempDir dir;
+    TrainDir dir;
     const auto cfg = tiny_config(dir.path, 40);
     const auto r = run_training(cfg, ipa::RunContext{}, quiet());
     ASSERT_EQ(r.history.size(), 40u);
@@ -155,7 +143,7 @@ TEST(Trainer, TinyIpaRunRaisesTheGapAndLowersTheLoss) {
 }
 
 TEST(Trainer, ResumeReproducesTheUninterruptedRun) {
-    TempDir a, b;
+    TrainDir a, b;
     auto cfg_a = tiny_config(a.path, 6);
     cfg_a.checkpoint.every = 3;
     cfg_a.optim.schedule = "cosine";  // the schedule must continue, not restart
@@ -187,7 +175,7 @@ TEST(Trainer, ResumeReproducesTheUninterruptedRun) {
 }
 
 TEST(Trainer, CheckpointsAreAtomicAndPruned) {
-    TempDir dir;
+    TrainDir dir;
     auto cfg = tiny_config(dir.path, 4);
     cfg.checkpoint.every = 1;
     cfg.checkpoint.keep = 2;
@@ -211,7 +199,7 @@ TEST(Trainer, CheckpointsAreAtomicAndPruned) {
 // profiler as a Chrome trace with the phases as ranges.
 TEST(Trainer, PhasesAreTimedAndAStepCanBeProfiled) {
     for (const auto* kind : {"ipa", "sft"}) {
-        TempDir dir;
+        TrainDir dir;
         auto cfg = tiny_config(dir.path, 3);
         cfg.loss.kind = ipa::loss::parse_loss_kind(kind);
         auto hooks = quiet();
@@ -253,7 +241,7 @@ TEST(Trainer, PhasesAreTimedAndAStepCanBeProfiled) {
 }
 
 TEST(Trainer, BadCachesGiveClearErrors) {
-    TempDir dir;
+    TrainDir dir;
     auto cfg = tiny_config(dir.path, 2);
     cfg.data.synthetic = 0;
     try {
@@ -284,7 +272,7 @@ TEST(Trainer, BadCachesGiveClearErrors) {
 }
 
 TEST(Trainer, NonFiniteStepsAreSkippedThenAbort) {
-    TempDir dir;
+    TrainDir dir;
     auto cfg = tiny_config(dir.path, 20);
     cfg.optim.lr = 1e30;  // blows the adapter up after the first update
     cfg.optim.grad_clip = 0;

@@ -7,17 +7,12 @@
 #include <algorithm>
 
 #include "ipa/core/error.h"
+#include "ipa/core/strings.h"
 #include "ipa/io/checkpoint.h"
 #include "ipa/models/vae/model.h"
 
 namespace ipa::models::vae {
 namespace {
-
-bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
-
-bool ends_with(const std::string& s, const std::string& p) {
-    return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
-}
 
 bool replace_prefix(std::string& s, const std::string& from, const std::string& to) {
     if (!starts_with(s, from)) return false;

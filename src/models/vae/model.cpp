@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "ipa/core/error.h"
+#include "ipa/core/strings.h"
 
 namespace ipa::models::vae {
 namespace {
@@ -51,8 +52,6 @@ at::Tensor run_head(RMSNorm& norm, CausalConv3d& conv, const at::Tensor& x, Feat
     y = torch::GradMode::is_enabled() ? torch::silu(y) : torch::silu_(y);
     return cached_conv(*conv, y, cache);
 }
-
-std::string shape_str(const at::Tensor& t) { return fmt::format("[{}]", fmt::join(t.sizes(), ", ")); }
 
 }  // namespace
 

@@ -9,12 +9,11 @@
 #include <algorithm>
 
 #include "ipa/core/error.h"
+#include "ipa/core/strings.h"
 #include "ipa/models/vae/model.h"
 
 namespace ipa::models::vae {
 namespace {
-
-std::string shape_str(const at::Tensor& t) { return fmt::format("[{}]", fmt::join(t.sizes(), ", ")); }
 
 // Linear ramp weights (i+1)/ramp over `ramp` positions on each side that is not an image
 // border (ref: DiffSynth-Studio WanVideoVAE.build_1d_mask). [n] float32.

@@ -3,12 +3,11 @@
 #include <utility>
 #include <vector>
 
+#include "ipa/core/strings.h"
 #include "ipa/io/checkpoint.h"
 
 namespace ipa::models::wan {
 namespace {
-
-bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
 
 bool replace_prefix(std::string& s, const std::string& from, const std::string& to) {
     if (!starts_with(s, from)) return false;
