@@ -115,6 +115,7 @@ fi
 configure() {  # configure DIR PREFIX_PATH
     mkdir -p "$1"
     cmake -S . -B "$1" -G Ninja -DCMAKE_BUILD_TYPE="${IPA_BUILD_TYPE:-RelWithDebInfo}" -DIPA_WITH_MEDIA=OFF \
+        -DIPA_UNITY_BUILD="${IPA_UNITY_BUILD:-ON}" -DIPA_DEBUG_INFO="${IPA_DEBUG_INFO:-OFF}" \
         -DIPA_WITH_NCCL=ON -DCMAKE_PREFIX_PATH="$2" -DCMAKE_CUDA_COMPILER="$nvcc" "${launcher[@]}" \
         >"$1.configure.log" 2>&1 || { cat "$1.configure.log"; die "configure failed (log: $1.configure.log)"; }
 }

@@ -6,8 +6,9 @@
 #                     with NCCL and Gloo: build-pip/ and the whole suite on the CPU, then the
 #                     media-free GPU-machine build (scripts/gpu-check.sh --build-only);
 #   IPA_TORCH=both    (default) one after the other.
-# Installs what is missing (apt, pip). Ends with ctest's summary of the last suite run and
-# a line per leg.
+# Installs what is missing (apt, pip). Builds with unity files and without debug information
+# (scripts/env.sh: ipa_fast_build_flags; the ASan build keeps -g for its reports). Ends with
+# ctest's summary of the last suite run and a line per leg.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -40,7 +41,7 @@ leg_debian() {
     if [[ "${IPA_ASAN:-1}" != 0 ]]; then
         echo "== [debian] ASan+UBSan build of the I/O parser tests (build-asan/)"
         mkdir -p build-asan
-        ipa_configure build-asan -DIPA_SANITIZE=ON -DIPA_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug
+        ipa_configure build-asan -DIPA_SANITIZE=ON -DIPA_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug -DIPA_DEBUG_INFO=ON
         cmake --build build-asan -j "$IPA_JOBS" --target test_io
         ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
             ctest --test-dir build-asan -L io --output-on-failure -j "$IPA_JOBS"
