@@ -105,6 +105,7 @@ check_bundle() {
 }
 
 # ---- configure + build (media-free, NCCL + Gloo)
+source scripts/env.sh  # ipa_fast_build_flags: the same unity / debug-info choice as test.sh
 build=build-gpu
 launcher=()
 if command -v ccache >/dev/null; then
@@ -115,7 +116,7 @@ fi
 configure() {  # configure DIR PREFIX_PATH
     mkdir -p "$1"
     cmake -S . -B "$1" -G Ninja -DCMAKE_BUILD_TYPE="${IPA_BUILD_TYPE:-RelWithDebInfo}" -DIPA_WITH_MEDIA=OFF \
-        -DIPA_UNITY_BUILD="${IPA_UNITY_BUILD:-ON}" -DIPA_DEBUG_INFO="${IPA_DEBUG_INFO:-OFF}" \
+        $(ipa_fast_build_flags) \
         -DIPA_WITH_NCCL=ON -DCMAKE_PREFIX_PATH="$2" -DCMAKE_CUDA_COMPILER="$nvcc" "${launcher[@]}" \
         >"$1.configure.log" 2>&1 || { cat "$1.configure.log"; die "configure failed (log: $1.configure.log)"; }
 }

@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "ipa/core/error.h"
-#include "ipa/core/strings.h"
 
 extern "C" {
 // LAPACK (column-major): complex Schur factorisation A = Z T Zᴴ.
@@ -26,7 +25,7 @@ using cd = std::complex<double>;
 
 GaussianStats feature_statistics(const at::Tensor& features, const std::string& set_name) {
     if (features.dim() != 2)
-        throw DataError("FID: features of '" + set_name + "' must be [N, D], got " + shape_str(features));
+        throw DataError("FID: features of '" + set_name + "' must be [N, D], got " + c10::str(features.sizes()));
     if (features.size(0) < 2)
         throw DataError(fmt::format(
             "FID: '{}' has {} sample(s); the covariance needs at least 2 (FID is meaningful with thousands)", set_name,
@@ -43,7 +42,8 @@ GaussianStats feature_statistics(const at::Tensor& features, const std::string& 
 }
 
 at::Tensor sqrtm(const at::Tensor& a) {
-    if (a.dim() != 2 || a.size(0) != a.size(1)) throw Error("sqrtm: expected a square matrix, got " + shape_str(a));
+    if (a.dim() != 2 || a.size(0) != a.size(1))
+        throw Error("sqrtm: expected a square matrix, got " + c10::str(a.sizes()));
     const int n = static_cast<int>(a.size(0));
     // Column-major copy of A: the row-major buffer of Aᵀ.
     auto t = a.to(torch::kCPU, torch::kComplexDouble).t().contiguous();
@@ -95,8 +95,8 @@ FrechetResult frechet_distance(const at::Tensor& mu1_in, const at::Tensor& sigma
         throw DataError(fmt::format("FID: mean vectors have different lengths ({} vs {})", mu1.size(0), mu2.size(0)));
     const int64_t d = mu1.size(0);
     if (s1.dim() != 2 || s2.dim() != 2 || s1.size(0) != d || s1.size(1) != d || s2.sizes() != s1.sizes())
-        throw DataError("FID: covariances " + shape_str(s1) + " and " + shape_str(s2) + " do not fit means of length " +
-                        std::to_string(d));
+        throw DataError("FID: covariances " + c10::str(s1.sizes()) + " and " + c10::str(s2.sizes()) +
+                        " do not fit means of length " + std::to_string(d));
     FrechetResult res;
     auto covmean = sqrtm(s1.matmul(s2));
     if (!torch::isfinite(torch::view_as_real(covmean)).all().item<bool>()) {

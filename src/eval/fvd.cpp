@@ -9,7 +9,6 @@
 
 #include "ipa/core/error.h"
 #include "ipa/core/progress.h"
-#include "ipa/core/strings.h"
 #include "ipa/media/frames.h"
 
 namespace fs = std::filesystem;
@@ -63,7 +62,7 @@ VideoDetector VideoDetector::load(const fs::path& file, const std::string& devic
 at::Tensor VideoDetector::features(const at::Tensor& clips) const {
     torch::NoGradGuard ng;
     if (clips.dim() != 5 || clips.size(1) != 3 || clips.scalar_type() != torch::kUInt8)
-        throw DataError(fmt::format("FVD: clips must be uint8 [batch, 3, T, H, W], got {} {}", shape_str(clips),
+        throw DataError(fmt::format("FVD: clips must be uint8 [batch, 3, T, H, W], got {} {}", c10::str(clips.sizes()),
                                     c10::toString(clips.scalar_type())));
     // StyleGAN-V: detector(images, rescale=True, resize=True, return_features=True).
     torch::jit::Kwargs kwargs{{"rescale", true}, {"resize", true}, {"return_features", true}};
@@ -71,8 +70,8 @@ at::Tensor VideoDetector::features(const at::Tensor& clips) const {
     try {
         out = impl_->module.get_method("forward")({clips.to(impl_->device)}, kwargs);
     } catch (const c10::Error& e) {
-        throw DataError(fmt::format("FVD: the I3D module {} failed on clips {}: {}", file_.string(), shape_str(clips),
-                                    e.what_without_backtrace()));
+        throw DataError(fmt::format("FVD: the I3D module {} failed on clips {}: {}", file_.string(),
+                                    c10::str(clips.sizes()), e.what_without_backtrace()));
     }
     if (!out.isTensor())
         throw DataError(fmt::format("FVD: the I3D module {} returned {} instead of a features tensor [batch, D]",
@@ -80,7 +79,7 @@ at::Tensor VideoDetector::features(const at::Tensor& clips) const {
     auto f = out.toTensor();
     if (f.dim() != 2 || f.size(0) != clips.size(0))
         throw DataError(fmt::format("FVD: the I3D module {} returned features {} for {} clips; expected [{}, D]",
-                                    file_.string(), shape_str(f), clips.size(0), clips.size(0)));
+                                    file_.string(), c10::str(f.sizes()), clips.size(0), clips.size(0)));
     return f.to(torch::kCPU, torch::kFloat64);
 }
 
@@ -109,7 +108,8 @@ at::Tensor first_clip(const fs::path& video, const std::string& id, const std::s
 
 GaussianStats fvd_feature_statistics(const at::Tensor& features, const std::string& set_name) {
     if (features.dim() != 2)
-        throw DataError(fmt::format("FVD: features of the {} must be [N, D], got {}", set_name, shape_str(features)));
+        throw DataError(
+            fmt::format("FVD: features of the {} must be [N, D], got {}", set_name, c10::str(features.sizes())));
     if (features.size(0) < 2)
         throw DataError(fmt::format("FVD: the {} give {} clip(s); a covariance needs at least 2 (StyleGAN-V uses 2048)",
                                     set_name, features.size(0)));

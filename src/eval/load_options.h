@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "ipa/core/strings.h"
 #include "ipa/io/state_dict.h"
 
 namespace ipa::eval::detail {
@@ -12,10 +13,7 @@ namespace ipa::eval::detail {
 inline io::LoadOptions strict_allowing_bn_counters() {
     io::LoadOptions o;
     o.strict = true;
-    o.allow_missing = [](const std::string& k) {
-        static const std::string tail = "num_batches_tracked";
-        return k.size() >= tail.size() && k.compare(k.size() - tail.size(), tail.size(), tail) == 0;
-    };
+    o.allow_missing = [](const std::string& k) { return ends_with(k, "num_batches_tracked"); };
     return o;
 }
 

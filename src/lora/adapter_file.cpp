@@ -186,7 +186,8 @@ AdapterFile read_adapter_files(const fs::path& path) {
             } else if (hit->second == Part::B) {
                 set_factor(e.B, "lora_B");
             } else if (t.numel() != 1) {
-                out.problems.push_back(fmt::format("'{}': alpha must be a scalar, got shape {}", name, shape_str(t)));
+                out.problems.push_back(
+                    fmt::format("'{}': alpha must be a scalar, got shape {}", name, c10::str(t.sizes())));
             } else {
                 e.alpha = t.to(torch::kDouble).item<double>();
             }
@@ -297,7 +298,7 @@ std::vector<std::string> load_adapter(torch::nn::Module& model, const fs::path& 
                           t.A.size(1) == lin->in_features && t.B.size(0) == lin->out_features;
         if (!fits) {
             problems.push_back(fmt::format("'{}': lora_A {} / lora_B {} do not fit the layer [out, in] = [{}, {}]",
-                                           it->second, shape_str(t.A), shape_str(t.B), lin->out_features,
+                                           it->second, c10::str(t.A.sizes()), c10::str(t.B.sizes()), lin->out_features,
                                            lin->in_features));
             continue;
         }

@@ -19,10 +19,7 @@ namespace {
 
 /// `name` equals `target` or ends with "." + target.
 bool suffix_match(const std::string& name, const std::string& target) {
-    if (name.size() < target.size() || name.compare(name.size() - target.size(), target.size(), target) != 0) {
-        return false;
-    }
-    return name.size() == target.size() || name[name.size() - target.size() - 1] == '.';
+    return name == target || ends_with(name, "." + target);
 }
 
 /// "blocks.3.self_attn.q" -> "self_attn.q" (the path inside a block); other names unchanged.

@@ -7,7 +7,6 @@
 #include <cmath>
 
 #include "ipa/core/error.h"
-#include "ipa/core/strings.h"
 
 namespace ipa::models::vae {
 namespace {
@@ -161,7 +160,7 @@ at::Tensor WanVAEImpl::encode_moments(const at::Tensor& video) {
     // ref: Wan2.1 wan/modules/vae.py WanVAE_.encode (chunks [0:1], [1:5], [5:9], …)
     const int64_t ts = cfg_.temporal_stride();
     TORCH_CHECK(video.dim() == 5 && (video.size(2) - 1) % ts == 0, "encode_moments: bad video shape ",
-                shape_str(video));
+                c10::str(video.sizes()));
     const auto x = video.to(device(), dtype());
     const int64_t chunks = 1 + (x.size(2) - 1) / ts;
     FeatureCache cache;

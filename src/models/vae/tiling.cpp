@@ -9,7 +9,6 @@
 #include <algorithm>
 
 #include "ipa/core/error.h"
-#include "ipa/core/strings.h"
 #include "ipa/models/vae/model.h"
 
 namespace ipa::models::vae {
@@ -82,12 +81,12 @@ at::Tensor WanVAEImpl::encode(const at::Tensor& video_in, const VaeTiling& tilin
     const bool single = video_in.dim() == 4;
     if (!single && video_in.dim() != 5) {
         throw DataError(
-            fmt::format("VAE encode: video {} must be [3, T, H, W] or [B, 3, T, H, W]", shape_str(video_in)));
+            fmt::format("VAE encode: video {} must be [3, T, H, W] or [B, 3, T, H, W]", c10::str(video_in.sizes())));
     }
     const auto video = single ? video_in.unsqueeze(0) : video_in;
     if (video.size(1) != 3) {
         throw DataError(fmt::format("VAE encode: video {} has {} channels, expected 3 (RGB) on axis {}",
-                                    shape_str(video_in), video.size(1), single ? 0 : 1));
+                                    c10::str(video_in.sizes()), video.size(1), single ? 0 : 1));
     }
     if (!video.is_floating_point()) {
         throw DataError(fmt::format("VAE encode: video dtype {} is not floating point (expected values in [-1, 1])",
@@ -98,7 +97,7 @@ at::Tensor WanVAEImpl::encode(const at::Tensor& video_in, const VaeTiling& tilin
         throw DataError(
             fmt::format("VAE encode: video {} has {} frames; the Wan VAE needs 1 + {}k frames (1, {}, "
                         "{}, …). Upstream would silently drop the last {} frame(s); trim or pad the clip",
-                        shape_str(video_in), T, ts, 1 + ts, 1 + 2 * ts, T < 1 ? 0 : (T - 1) % ts));
+                        c10::str(video_in.sizes()), T, ts, 1 + ts, 1 + 2 * ts, T < 1 ? 0 : (T - 1) % ts));
     }
     if (H < ss || W < ss || H % ss != 0 || W % ss != 0) {
         throw DataError(
@@ -124,15 +123,15 @@ at::Tensor WanVAEImpl::decode(const at::Tensor& latents_in, const VaeTiling& til
     const bool single = latents_in.dim() == 4;
     if (!single && latents_in.dim() != 5) {
         throw DataError(fmt::format("VAE decode: latents {} must be [{}, t, h, w] or [B, {}, t, h, w]",
-                                    shape_str(latents_in), cfg_.z_dim, cfg_.z_dim));
+                                    c10::str(latents_in.sizes()), cfg_.z_dim, cfg_.z_dim));
     }
     const auto z = single ? latents_in.unsqueeze(0) : latents_in;
     if (z.size(1) != cfg_.z_dim) {
         throw DataError(fmt::format("VAE decode: latents {} have {} channels, the VAE has z_dim {}",
-                                    shape_str(latents_in), z.size(1), cfg_.z_dim));
+                                    c10::str(latents_in.sizes()), z.size(1), cfg_.z_dim));
     }
     if (z.size(2) < 1 || z.size(3) < 1 || z.size(4) < 1) {
-        throw DataError(fmt::format("VAE decode: latents {} are empty", shape_str(latents_in)));
+        throw DataError(fmt::format("VAE decode: latents {} are empty", c10::str(latents_in.sizes())));
     }
     if (!z.is_floating_point()) {
         throw DataError(
